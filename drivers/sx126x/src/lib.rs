@@ -1,0 +1,1 @@
+//! SX126x LoRa driver (placeholder crate root; filled by the radio work).

@@ -1,0 +1,167 @@
+//! The `Post`: one message in one room, as every side of the gateway sees it.
+//!
+//! A post gets its globally unique [`PostId`] where it first entered the system (on this
+//! server or on a federated one) and keeps it everywhere; that id is what makes deduplication
+//! across radio retries, peers and restarts possible. The room timestamp is assigned by the
+//! receiving server's room clock (see `hub::clock`), the author timestamp is what the author's
+//! device claimed.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Which side of the gateway a post (or a participant) belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthorKind {
+    /// A MeshCore client on the LoRa side.
+    Radio,
+    /// A program on the gateway host, through the TUN multicast groups.
+    Ip,
+    /// A federated meshroom-gw server.
+    Peer,
+    /// The local HTTP/CLI post endpoint.
+    Local,
+}
+
+impl AuthorKind {
+    pub const ALL: [AuthorKind; 4] = [
+        AuthorKind::Radio,
+        AuthorKind::Ip,
+        AuthorKind::Peer,
+        AuthorKind::Local,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthorKind::Radio => "radio",
+            AuthorKind::Ip => "ip",
+            AuthorKind::Peer => "peer",
+            AuthorKind::Local => "local",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        AuthorKind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+impl fmt::Display for AuthorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who wrote a post: the kind of side it was written on, an id that is stable on that side
+/// (MeshCore public-key hex, host `ip:port`, …) and a display name when one is known.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Author {
+    pub kind: AuthorKind,
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+impl Author {
+    /// The name to show a reader: the display name when known, else the id.
+    pub fn display(&self) -> &str {
+        self.name.as_deref().unwrap_or(&self.id)
+    }
+}
+
+/// Globally unique post id: 16 random bytes, written as 32 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PostId(pub [u8; 16]);
+
+impl PostId {
+    pub fn random() -> Self {
+        PostId(rand::random())
+    }
+}
+
+impl fmt::Display for PostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for PostId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PostId({self})")
+    }
+}
+
+impl FromStr for PostId {
+    type Err = &'static str;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 16];
+        hex::decode_to_slice(s, &mut out).map_err(|_| "a post id is 32 hex digits")?;
+        Ok(PostId(out))
+    }
+}
+
+impl Serialize for PostId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for PostId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A committed post as stored and fanned out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Post {
+    pub id: PostId,
+    pub room: String,
+    pub author: Author,
+    /// Name of the server where the post first entered the system.
+    pub origin: String,
+    /// Unix seconds, as the author's device said.
+    pub author_ts: u64,
+    /// Unix seconds from this server's room clock: strictly increasing within the room.
+    pub room_ts: u64,
+    pub text: String,
+    /// Federation hops travelled before reaching this server (0 = entered here).
+    pub hops: u8,
+}
+
+/// Where a post came in on this server; fan-out hands it to every side but this one.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Via {
+    pub side: AuthorKind,
+    /// For federation, the peer link the post came over (so it is not echoed back).
+    pub link: Option<String>,
+}
+
+impl Via {
+    pub fn side(side: AuthorKind) -> Self {
+        Via { side, link: None }
+    }
+    pub fn peer(link: impl Into<String>) -> Self {
+        Via {
+            side: AuthorKind::Peer,
+            link: Some(link.into()),
+        }
+    }
+}
+
+/// What a side hands to the hub.
+#[derive(Clone, Debug)]
+pub struct NewPost {
+    /// `None`: the post enters the system here and gets a fresh id.
+    pub id: Option<PostId>,
+    pub room: String,
+    pub author: Author,
+    /// `None`: this server is the origin.
+    pub origin: Option<String>,
+    pub author_ts: u64,
+    pub text: String,
+    pub hops: u8,
+    pub via: Via,
+}

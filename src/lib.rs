@@ -1,0 +1,2 @@
+//! meshroom-gw: a MeshCore multi-room server for Linux LoRa gateways.
+pub mod hub;
