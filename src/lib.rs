@@ -1,3 +1,4 @@
 //! meshroom-gw: a MeshCore multi-room server for Linux LoRa gateways.
 pub mod hub;
+pub mod meshcore;
 pub mod tun;
