@@ -1,5 +1,23 @@
 //! meshroom-gw: a MeshCore multi-room server for Linux LoRa gateways.
+//!
+//! Map of the crate (see docs/DESIGN.md for the whole picture):
+//! - [`config`]: the YAML schema, defaults and validation with file:line:column errors.
+//! - [`hub`]: rooms, posts, clocks, participants and fan-out — the centre every side plugs into.
+//! - [`store`]: SQLite persistence with group commit.
+//! - [`status`]: the figures behind `/status` and `/metrics`, and the sides' status sources.
+//! - [`http`]: warp routes: `/status`, `/metrics`, the local post endpoint.
+//! - [`gateway`]: starts everything, handles signals, stops everything.
+//! - [`cli`]: the `meshroom-gw` command line.
+//! - [`meshcore`]: the MeshCore protocol core and room-server engine (radio side).
+//! - [`tun`]: rooms as multicast groups on a TUN device (host side).
+//! - [`federation`]: Noise-tunnel links to peer servers.
+pub mod cli;
+pub mod config;
 pub mod federation;
+pub mod gateway;
+pub mod http;
 pub mod hub;
 pub mod meshcore;
+pub mod status;
+pub mod store;
 pub mod tun;

@@ -1,4 +1,289 @@
 //! The room hub: the centre of the gateway. Every post enters here from exactly one side, is
-//! deduplicated, stamped by the room clock, committed, and fanned out to every other side.
+//! deduplicated by id, stamped by the room clock (`max(now, last + 1)`, persisted), committed,
+//! and fanned out to every other side.
+//!
+//! The hub owns the room list, the per-room tallies shown in `/status`, the participants, and
+//! the handles to the store. Sides hold a cheap clone.
+
+pub mod participants;
 pub mod post;
+pub mod state;
+pub mod tally;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use tokio::sync::{broadcast, oneshot};
+
+pub use participants::{Counts, Participant, Participants};
 pub use post::{Author, AuthorKind, NewPost, Post, PostId, Via};
+pub use state::StateStore;
+pub use tally::{RoomTally, Tallies};
+
+use crate::config::{Psk, RoomConfig};
+use crate::store::writer::{PostOutcome, WallClock};
+use crate::store::{self, Reader, StoreError, WriteOp, Writer};
+
+/// Longest post text accepted from any side, in bytes. MeshCore pushes carry far less (the
+/// radio side refuses what it cannot send); this bounds what a peer or a host program can store.
+pub const MAX_TEXT_BYTES: usize = 4096;
+
+/// How many deliveries a slow side may fall behind before it misses some (it then catches up
+/// from history).
+const FANOUT_BACKLOG: usize = 4096;
+
+/// What the sides need to know of a room.
+#[derive(Clone, Debug)]
+pub struct RoomInfo {
+    pub name: String,
+    pub description: String,
+    pub psk: Option<Psk>,
+    pub max_history: u32,
+}
+
+impl RoomInfo {
+    pub fn is_private(&self) -> bool {
+        self.psk.is_some()
+    }
+}
+
+impl From<&RoomConfig> for RoomInfo {
+    fn from(r: &RoomConfig) -> Self {
+        RoomInfo {
+            name: r.name.clone(),
+            description: r.description.clone(),
+            psk: (!r.psk.is_empty()).then(|| r.psk.clone()),
+            max_history: r.max_history,
+        }
+    }
+}
+
+/// A committed post on its way to the other sides.
+#[derive(Clone, Debug)]
+pub struct Delivery {
+    pub post: Arc<Post>,
+    pub via: Via,
+}
+
+#[derive(Debug)]
+pub enum Submitted {
+    /// Committed: safe to acknowledge.
+    Accepted(Arc<Post>),
+    /// This id was seen before; nothing changed (acknowledge it again).
+    Duplicate(PostId),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("no room named `{0}`")]
+    UnknownRoom(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the gateway is shutting down")]
+    Closed,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    server_name: String,
+    state_dir: PathBuf,
+    rooms: RwLock<Vec<RoomInfo>>,
+    writer: tokio::sync::mpsc::Sender<WriteOp>,
+    reader: Reader,
+    fanout: broadcast::Sender<Delivery>,
+    participants: Participants,
+    tallies: Arc<Tallies>,
+    clock: WallClock,
+}
+
+impl Hub {
+    /// Opens the store in `state_dir` and starts the writer.
+    pub fn open(
+        server_name: &str,
+        state_dir: &Path,
+        rooms: &[RoomConfig],
+        clock: WallClock,
+    ) -> Result<Hub, HubError> {
+        store::ensure_state_dir(state_dir)?;
+        let db = store::db_path(state_dir);
+        let (fanout, _) = broadcast::channel(FANOUT_BACKLOG);
+        let tallies = Arc::new(Tallies::default());
+        let limits = rooms
+            .iter()
+            .map(|r| (r.name.clone(), r.max_history))
+            .collect::<HashMap<_, _>>();
+        let on_commit = {
+            let fanout = fanout.clone();
+            let tallies = tallies.clone();
+            Box::new(move |post: &Post, via: &Via, history: u64| {
+                tallies.record(post, via, history);
+                let _ = fanout.send(Delivery {
+                    post: Arc::new(post.clone()),
+                    via: via.clone(),
+                });
+            })
+        };
+        let (writer, counts) = Writer::start(&db, clock.clone(), limits, on_commit)?;
+        tallies.seed(&counts);
+        let reader = Reader::open(&db)?;
+        Ok(Hub {
+            inner: Arc::new(Inner {
+                server_name: server_name.to_string(),
+                state_dir: state_dir.to_path_buf(),
+                rooms: RwLock::new(rooms.iter().map(RoomInfo::from).collect()),
+                writer: writer.sender.clone(),
+                reader,
+                fanout,
+                participants: Participants::default(),
+                tallies,
+                clock,
+            }),
+        })
+    }
+
+    pub fn server_name(&self) -> &str {
+        &self.inner.server_name
+    }
+
+    pub fn state_dir(&self) -> &Path {
+        &self.inner.state_dir
+    }
+
+    /// Unix seconds by the hub's wall clock.
+    pub fn now(&self) -> u64 {
+        (self.inner.clock)()
+    }
+
+    pub fn rooms(&self) -> Vec<RoomInfo> {
+        self.inner
+            .rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn room(&self, name: &str) -> Option<RoomInfo> {
+        self.inner
+            .rooms
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .find(|r| r.name == name)
+            .cloned()
+    }
+
+    /// Applies changed descriptions, PSKs and history depths of the existing rooms. Returns the
+    /// names of rooms added or removed in `rooms`, which only a restart can apply.
+    pub async fn reload_rooms(&self, rooms: &[RoomConfig]) -> Vec<String> {
+        let mut needs_restart = Vec::new();
+        {
+            let mut current = self.inner.rooms.write().unwrap_or_else(|p| p.into_inner());
+            for r in rooms {
+                match current.iter_mut().find(|c| c.name == r.name) {
+                    Some(c) => *c = RoomInfo::from(r),
+                    None => needs_restart.push(r.name.clone()),
+                }
+            }
+            for c in current.iter() {
+                if !rooms.iter().any(|r| r.name == c.name) {
+                    needs_restart.push(c.name.clone());
+                }
+            }
+        }
+        let limits = self
+            .rooms()
+            .into_iter()
+            .map(|r| (r.name, r.max_history))
+            .collect();
+        let _ = self.inner.writer.send(WriteOp::SetLimits(limits)).await;
+        needs_restart
+    }
+
+    /// Stores a post and returns once it is committed (or recognised as a duplicate).
+    pub async fn submit(&self, new: NewPost) -> Result<Submitted, HubError> {
+        if self.room(&new.room).is_none() {
+            return Err(HubError::UnknownRoom(new.room));
+        }
+        if new.text.trim().is_empty() {
+            return Err(HubError::Invalid("a post needs some text".into()));
+        }
+        if new.text.len() > MAX_TEXT_BYTES {
+            return Err(HubError::Invalid(format!(
+                "a post is at most {MAX_TEXT_BYTES} bytes (got {})",
+                new.text.len()
+            )));
+        }
+        let id = new.id.unwrap_or_else(PostId::random);
+        let post = Post {
+            id,
+            room: new.room,
+            author: new.author,
+            origin: new.origin.unwrap_or_else(|| self.inner.server_name.clone()),
+            author_ts: new.author_ts,
+            room_ts: 0,
+            text: new.text,
+            hops: new.hops,
+        };
+        let (reply, answer) = oneshot::channel();
+        self.inner
+            .writer
+            .send(WriteOp::Post {
+                post,
+                via: new.via,
+                reply,
+            })
+            .await
+            .map_err(|_| HubError::Closed)?;
+        match answer.await.map_err(|_| HubError::Closed)?? {
+            PostOutcome::Stored(post) => Ok(Submitted::Accepted(Arc::new(post))),
+            PostOutcome::Duplicate => Ok(Submitted::Duplicate(id)),
+        }
+    }
+
+    /// Every committed post, in commit order.
+    pub fn subscribe(&self) -> broadcast::Receiver<Delivery> {
+        self.inner.fanout.subscribe()
+    }
+
+    /// Posts of `room` with a room timestamp after `after_room_ts`, oldest first.
+    pub fn history_after(
+        &self,
+        room: &str,
+        after_room_ts: u64,
+        limit: usize,
+    ) -> Result<Vec<Post>, HubError> {
+        Ok(self.inner.reader.posts_after(room, after_room_ts, limit)?)
+    }
+
+    /// The newest `limit` posts of `room`, oldest first.
+    pub fn recent(&self, room: &str, limit: usize) -> Result<Vec<Post>, HubError> {
+        Ok(self.inner.reader.recent(room, limit)?)
+    }
+
+    pub fn participants(&self) -> &Participants {
+        &self.inner.participants
+    }
+
+    pub fn tallies(&self) -> &Tallies {
+        &self.inner.tallies
+    }
+
+    pub fn state(&self) -> StateStore {
+        StateStore::new(self.inner.writer.clone(), self.inner.reader.clone())
+    }
+
+    /// Waits until everything submitted so far is committed.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.inner.writer.send(WriteOp::Flush(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The `meshroom-gw` command line: `run`, `status`, `check-config`, `configfile`, `post`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use serde_json::Value;
+
+use crate::config::{self, ConfigError};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "meshroom-gw",
+    version,
+    about = "MeshCore multi-room server for LoRa gateways, with rooms on a TUN device and federation",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Configuration file [default: /etc/meshroom-gw/config.yaml, else the embedded default]
+    #[arg(
+        long,
+        short = 'c',
+        global = true,
+        env = "MESHROOM_CONFIG",
+        value_name = "FILE"
+    )]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the gateway (radio, rooms, TUN, federation, HTTP) until SIGTERM.
+    Run,
+    /// Show rooms, clients and peers of a running gateway.
+    Status {
+        /// Base URL of the gateway's HTTP side [default: from the configuration's http.listen]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Print the raw /status JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check the configuration file and exit (status 2 when it has errors).
+    CheckConfig,
+    /// Print a commented configuration template.
+    Configfile,
+    /// Post a message into a room of a running gateway (from this host).
+    Post {
+        /// Room name.
+        #[arg(long)]
+        room: String,
+        /// Name shown as the author.
+        #[arg(long)]
+        author: Option<String>,
+        /// Base URL of the gateway's HTTP side [default: from the configuration's http.listen]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// The message.
+        text: String,
+    },
+}
+
+/// Exit status of a configuration error.
+pub const EXIT_CONFIG: i32 = ConfigError::EXIT_STATUS;
+
+pub fn check_config(path: Option<&Path>) -> i32 {
+    match config::resolve(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "{}: OK ({} rooms, {} peers)",
+                loaded.source,
+                loaded.config.rooms.len(),
+                loaded.config.peers.len()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_CONFIG
+        }
+    }
+}
+
+/// The base URL to reach the gateway that `config` describes.
+fn base_url(explicit: Option<String>, config_path: Option<&Path>) -> String {
+    if let Some(url) = explicit {
+        return url.trim_end_matches('/').to_string();
+    }
+    let listen = config::resolve(config_path)
+        .map(|l| l.config.http.listen)
+        .unwrap_or_else(|_| config::HttpConfig::default().listen);
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if listen.is_ipv6() {
+        format!("[{}]", listen.ip())
+    } else {
+        listen.ip().to_string()
+    };
+    format!("http://{host}:{}", listen.port())
+}
+
+pub async fn status(
+    url: Option<String>,
+    json: bool,
+    config_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    let base = base_url(url, config_path);
+    let answer = crate::http::client::request("GET", &format!("{base}/status"), &[], None).await?;
+    if answer.status != 200 {
+        bail!(
+            "{base}/status answered {}: {}",
+            answer.status,
+            answer.body.trim()
+        );
+    }
+    if json {
+        println!("{}", answer.body);
+        return Ok(());
+    }
+    let status: Value = serde_json::from_str(&answer.body).context("/status is not JSON")?;
+    print!("{}", render_status(&status));
+    Ok(())
+}
+
+/// The human table of `meshroom-gw status`.
+pub fn render_status(s: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    let server = &s["server"];
+    let _ = writeln!(
+        out,
+        "{} (meshroom-gw {}), up {}",
+        server["name"].as_str().unwrap_or("?"),
+        server["version"].as_str().unwrap_or("?"),
+        human_duration(server["uptime_s"].as_u64().unwrap_or(0))
+    );
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "{:<24} {:<8} {:>16} {:>13}  LAST POST",
+        "ROOM", "ACCESS", "CLIENTS r/ip", "HISTORY"
+    );
+    for room in s["rooms"].as_array().into_iter().flatten() {
+        let clients = &room["clients"];
+        let _ = writeln!(
+            out,
+            "{:<24} {:<8} {:>16} {:>13}  {}",
+            room["name"].as_str().unwrap_or("?"),
+            if room["private"].as_bool().unwrap_or(false) {
+                "private"
+            } else {
+                "public"
+            },
+            format!(
+                "{} ({}/{})",
+                clients["total"].as_u64().unwrap_or(0),
+                clients["radio"].as_u64().unwrap_or(0),
+                clients["ip"].as_u64().unwrap_or(0)
+            ),
+            format!(
+                "{}/{}",
+                room["history"]["count"].as_u64().unwrap_or(0),
+                room["history"]["max"].as_u64().unwrap_or(0)
+            ),
+            room["last_post_at"]
+                .as_u64()
+                .map(utc_timestamp)
+                .unwrap_or_else(|| "-".into())
+        );
+    }
+    let peers = s["peers"].as_array().cloned().unwrap_or_default();
+    let _ = writeln!(out);
+    if peers.is_empty() {
+        let _ = writeln!(out, "no peers configured");
+    } else {
+        let _ = writeln!(out, "{:<40} {:<14} SHARED ROOMS", "PEER", "STATE");
+        for p in peers {
+            let shared = p["shared_rooms"]
+                .as_array()
+                .map(|r| {
+                    r.iter()
+                        .filter_map(|x| x.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{:<40} {:<14} {}",
+                format!("{}:{}", p["host"].as_str().unwrap_or("?"), p["port"]),
+                p["state"].as_str().unwrap_or("?"),
+                shared
+            );
+        }
+    }
+    out
+}
+
+fn human_duration(s: u64) -> String {
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m{}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h{}m", s / 3600, (s % 3600) / 60),
+        _ => format!("{}d{}h", s / 86_400, (s % 86_400) / 3600),
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SSZ` for Unix seconds (proleptic Gregorian, UTC).
+pub fn utc_timestamp(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+pub async fn post(
+    room: String,
+    author: Option<String>,
+    url: Option<String>,
+    text: String,
+    config_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    let base = base_url(url, config_path);
+    // A private room's PSK comes from the configuration (never from the command line, where
+    // other users could read it in the process list) or from MESHROOM_PSK.
+    let psk = std::env::var("MESHROOM_PSK").ok().or_else(|| {
+        config::resolve(config_path)
+            .ok()
+            .and_then(|l| l.config.room(&room).map(|r| r.psk.expose().to_string()))
+            .filter(|p| !p.is_empty())
+    });
+    let body = serde_json::json!({ "text": text, "author": author }).to_string();
+    let encoded = percent_encoding::utf8_percent_encode(&room, percent_encoding::NON_ALPHANUMERIC);
+    let mut headers = vec![("content-type", "application/json")];
+    if let Some(p) = psk.as_deref() {
+        headers.push((crate::http::PSK_HEADER, p));
+    }
+    let answer = crate::http::client::request(
+        "POST",
+        &format!("{base}/rooms/{encoded}/posts"),
+        &headers,
+        Some(body),
+    )
+    .await?;
+    if !(200..300).contains(&answer.status) {
+        let msg = serde_json::from_str::<Value>(&answer.body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_string))
+            .unwrap_or(answer.body);
+        bail!("posting to `{room}` failed ({}): {msg}", answer.status);
+    }
+    let v: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
+    println!("posted to {room} as {}", v["id"].as_str().unwrap_or("?"));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_timestamps() {
+        assert_eq!(super::utc_timestamp(0), "1970-01-01 00:00:00Z");
+        assert_eq!(super::utc_timestamp(1_735_689_600), "2025-01-01 00:00:00Z");
+        assert_eq!(super::utc_timestamp(951_827_696), "2000-02-29 12:34:56Z");
+    }
+}

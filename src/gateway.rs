@@ -1,0 +1,191 @@
+//! The running gateway: opens the store and hub, starts each side and the HTTP server, handles
+//! signals (SIGTERM/SIGINT stop, SIGHUP reloads the rooms), and stops everything in order.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde_json::json;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::config::{self, Config, Loaded, Source};
+use crate::http::{self, HttpState};
+use crate::hub::Hub;
+use crate::status::StatusBoard;
+use crate::store::writer::system_clock;
+
+/// How long in-flight work gets after SIGTERM before the process exits anyway.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
+
+/// What every side gets when it starts.
+#[derive(Clone)]
+pub struct SideContext {
+    pub config: Arc<Config>,
+    pub hub: Hub,
+    pub status: StatusBoard,
+    /// Turns `true` when the gateway is stopping.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// Runs the gateway until SIGTERM or SIGINT.
+pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
+    let Loaded {
+        config,
+        source,
+        warnings,
+    } = loaded;
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
+    match &source {
+        Source::File(p) => tracing::info!("configuration from {}", p.display()),
+        Source::Embedded => tracing::info!(
+            "no configuration file (looked for {}): running the embedded default",
+            config::DEFAULT_PATH
+        ),
+    }
+    let config = Arc::new(config);
+    let hub = Hub::open(
+        &config.server.name,
+        &config.server.state_dir,
+        &config.rooms,
+        system_clock(),
+    )
+    .with_context(|| {
+        format!(
+            "cannot open the state in {}",
+            config.server.state_dir.display()
+        )
+    })?;
+    tracing::info!("state in {}", config.server.state_dir.display());
+    for room in hub.rooms() {
+        tracing::info!(
+            room = %room.name,
+            access = if room.is_private() { "private" } else { "public" },
+            max_history = room.max_history,
+            "serving room"
+        );
+    }
+
+    let board = StatusBoard::new(hub.clone(), config.clone());
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let ctx = SideContext {
+        config: config.clone(),
+        hub: hub.clone(),
+        status: board.clone(),
+        shutdown: stop_rx.clone(),
+    };
+    start_sides(&ctx).await?;
+
+    let status_allow = Arc::new(RwLock::new(config.http.status_allow.clone()));
+    let http_state = HttpState {
+        hub: hub.clone(),
+        board: board.clone(),
+        status_allow: status_allow.clone(),
+    };
+    let listener = bind(config.http.listen).await?;
+    tracing::info!(
+        "HTTP on http://{}: /status, /metrics, /rooms/NAME/posts",
+        config.http.listen
+    );
+    let routes = http::routes(http_state, None);
+    let mut http_stop = stop_rx.clone();
+    let server = tokio::spawn(http::serve(listener, routes, async move {
+        let _ = http_stop.wait_for(|stop| *stop).await;
+    }));
+
+    wait_for_signals(&source, &hub, &board, &status_allow).await;
+    tracing::info!("stopping");
+    let _ = stop_tx.send(true);
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        let _ = server.await;
+    })
+    .await;
+    hub.flush().await;
+    tracing::info!("stopped; every accepted post is on disk");
+    Ok(())
+}
+
+/// Starts the radio, TUN and federation sides as the configuration asks.
+async fn start_sides(ctx: &SideContext) -> anyhow::Result<()> {
+    ctx.status.absent(
+        "radio",
+        json!({"backend": "none", "state": "not running", "reason": "this build has no radio side yet"}),
+    );
+    tracing::warn!("running without a radio: this build has no radio side yet");
+    ctx.status.absent(
+        "tun",
+        json!({"state": "not running", "reason": "this build has no TUN side yet"}),
+    );
+    Ok(())
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
+    tokio::net::TcpListener::bind(addr).await.with_context(|| {
+        format!("cannot listen on {addr} (http.listen): is another gateway running?")
+    })
+}
+
+async fn wait_for_signals(
+    source: &Source,
+    hub: &Hub,
+    board: &StatusBoard,
+    status_allow: &Arc<RwLock<Vec<ipnet::IpNet>>>,
+) {
+    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::hangup()),
+    ) else {
+        tracing::error!("cannot install signal handlers; stopping on Ctrl-C only");
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => return,
+            _ = int.recv() => return,
+            _ = hup.recv() => reload(source, hub, board, status_allow).await,
+        }
+    }
+}
+
+/// SIGHUP: re-read the file and apply what can change without a restart.
+async fn reload(
+    source: &Source,
+    hub: &Hub,
+    board: &StatusBoard,
+    status_allow: &Arc<RwLock<Vec<ipnet::IpNet>>>,
+) {
+    let Source::File(path) = source else {
+        tracing::info!("SIGHUP: running the embedded default; nothing to reload");
+        return;
+    };
+    let path: PathBuf = path.clone();
+    match config::load_file(&path) {
+        Err(e) => tracing::error!("SIGHUP: keeping the running configuration: {e}"),
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                tracing::warn!("{w}");
+            }
+            let changed = hub.reload_rooms(&loaded.config.rooms).await;
+            *status_allow.write().unwrap_or_else(|p| p.into_inner()) =
+                loaded.config.http.status_allow.clone();
+            board.set_config(Arc::new(loaded.config));
+            if changed.is_empty() {
+                tracing::info!(
+                    "SIGHUP: reloaded rooms and http.status_allow from {}",
+                    path.display()
+                );
+            } else {
+                tracing::warn!(
+                    "SIGHUP: applied changes to existing rooms; rooms added or removed ({}) need a restart",
+                    changed.join(", ")
+                );
+            }
+        }
+    }
+}
