@@ -79,6 +79,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         shutdown: stop_rx.clone(),
     };
     start_sides(&ctx).await?;
+    let federation_route = crate::federation::spawn(&ctx)?;
 
     let status_allow = Arc::new(RwLock::new(config.http.status_allow.clone()));
     let http_state = HttpState {
@@ -91,7 +92,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         "HTTP on http://{}: /status, /metrics, /rooms/NAME/posts",
         config.http.listen
     );
-    let routes = http::routes(http_state, None);
+    let routes = http::routes(http_state, federation_route);
     let mut http_stop = stop_rx.clone();
     let server = tokio::spawn(http::serve(listener, routes, async move {
         let _ = http_stop.wait_for(|stop| *stop).await;

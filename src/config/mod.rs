@@ -409,6 +409,9 @@ fn validate(config: &Config, report: &mut Report<'_>) {
             }
         }
     }
+    for (key, message) in config.federation.problems() {
+        report.error(key.into(), message);
+    }
     if config.http.status_allow.is_empty() {
         report.warn(
             "http.status_allow".into(),

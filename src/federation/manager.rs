@@ -1,0 +1,422 @@
+//! The peer manager: dials every configured peer (with backoff), accepts links on the
+//! `/federation` WebSocket route, keeps exactly one link per peer, and owns the shared state the
+//! sessions use (hub, settings, status figures, the handshake rate limit).
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{mpsc, watch};
+use warp::filters::BoxedFilter;
+use warp::http::StatusCode;
+use warp::reply::Response;
+use warp::{Filter, Reply};
+
+use super::backoff::Backoff;
+use super::guard::HandshakeGuard;
+use super::handshake::{parse_header, HandshakeError};
+use super::link::{Link, LinkSettings};
+use super::rooms::LocalRoom;
+use super::secret::{KeyId, PeerSecret, RoomKey};
+use super::session::{load_cursors, Ending, Session};
+use super::status::{lock, FederationStatus, PeerFigures, PeerState};
+use super::wire::{self, WireIn, WireOut, MAX_WIRE_MESSAGE};
+use crate::config::PeerConfig;
+use crate::hub::Hub;
+
+/// Namespace of the per-(peer, room) cursors in the hub's state store; key `host:port/room`.
+pub const CURSOR_NS: &str = "federation.cursor";
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The link currently carrying a peer's rooms.
+struct ActiveLink {
+    id: u64,
+    /// Static key of the side that dialled it: the tie-break between crossing dials.
+    dialer_key: [u8; 32],
+    kick: mpsc::Sender<()>,
+}
+
+/// One configured peer.
+pub struct Peer {
+    pub label: String,
+    pub host: String,
+    pub port: u16,
+    pub secret: PeerSecret,
+    pub figures: Arc<Mutex<PeerFigures>>,
+    active: Mutex<Option<ActiveLink>>,
+    cursors: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Peer {
+    fn new(cfg: &PeerConfig) -> Self {
+        Peer {
+            label: cfg.label(),
+            host: cfg.host.clone(),
+            port: cfg.port,
+            secret: PeerSecret::new(cfg.secret.expose()),
+            figures: Arc::new(Mutex::new(PeerFigures::new(&cfg.host, cfg.port))),
+            active: Mutex::new(None),
+            cursors: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Makes `id` the peer's link unless a better one exists. Of two links, the one dialled
+    /// by the server with the smaller static key stays — both ends compute the same answer,
+    /// so exactly one link per pair survives crossing dials. Between links dialled by the same
+    /// server, the newer wins (the older is most likely dead).
+    pub fn register(&self, id: u64, dialer_key: [u8; 32], kick: mpsc::Sender<()>) -> bool {
+        let mut active = lock(&self.active);
+        if let Some(cur) = active.as_ref() {
+            if dialer_key > cur.dialer_key {
+                return false;
+            }
+            let _ = cur.kick.try_send(());
+        }
+        *active = Some(ActiveLink {
+            id,
+            dialer_key,
+            kick,
+        });
+        true
+    }
+
+    pub fn unregister(&self, id: u64) {
+        let mut active = lock(&self.active);
+        if active.as_ref().is_some_and(|a| a.id == id) {
+            *active = None;
+        }
+    }
+
+    pub fn has_link(&self) -> bool {
+        lock(&self.active).is_some()
+    }
+
+    /// Cursors only ever move forward, whichever link reports them.
+    pub fn note_cursor(&self, room: &str, ts: u64) {
+        let mut c = lock(&self.cursors);
+        let e = c.entry(room.to_string()).or_insert(0);
+        *e = (*e).max(ts);
+    }
+
+    pub fn known_cursors(&self) -> Vec<(String, u64)> {
+        lock(&self.cursors)
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect()
+    }
+
+    fn set_state_if_idle(&self, state: PeerState, error: Option<String>) {
+        if self.has_link() {
+            return;
+        }
+        let mut f = lock(&self.figures);
+        f.set_state(state);
+        if error.is_some() {
+            f.last_error = error;
+        }
+    }
+}
+
+/// Tunables of the manager beyond the link's.
+#[derive(Debug, Clone)]
+pub struct ManagerSettings {
+    pub backoff_min: Duration,
+    pub backoff_max: Duration,
+    pub max_failed_handshakes: u32,
+}
+
+pub struct Shared {
+    pub hub: Hub,
+    pub settings: Arc<LinkSettings>,
+    pub manager: ManagerSettings,
+    pub peers: Vec<Arc<Peer>>,
+    by_key: HashMap<KeyId, usize>,
+    guard: Mutex<HandshakeGuard>,
+    pub status: Arc<FederationStatus>,
+    pub shutdown: watch::Receiver<bool>,
+    next_id: AtomicU64,
+}
+
+impl Shared {
+    pub fn next_link_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Counts a failed handshake from `remote` towards its rate limit.
+    pub fn handshake_failed(&self, remote: Option<SocketAddr>) {
+        if let Some(a) = remote {
+            lock(&self.guard).failed(a.ip(), std::time::Instant::now());
+        }
+    }
+
+    fn local_rooms(&self) -> Vec<LocalRoom> {
+        self.hub
+            .rooms()
+            .into_iter()
+            .map(|r| LocalRoom {
+                key: r.psk.as_ref().map(|p| RoomKey::new(p.expose())),
+                name: r.name,
+            })
+            .collect()
+    }
+}
+
+/// The running federation side.
+#[derive(Clone)]
+pub struct Federation {
+    shared: Arc<Shared>,
+}
+
+impl Federation {
+    pub fn new(
+        hub: Hub,
+        settings: LinkSettings,
+        manager: ManagerSettings,
+        peers: &[PeerConfig],
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        let peers: Vec<Arc<Peer>> = peers.iter().map(|p| Arc::new(Peer::new(p))).collect();
+        let mut by_key = HashMap::new();
+        for (i, p) in peers.iter().enumerate() {
+            // Two peers with one secret cannot be told apart; the first wins (config warns).
+            by_key.entry(p.secret.key_id()).or_insert(i);
+        }
+        let status = Arc::new(FederationStatus {
+            peers: peers.iter().map(|p| p.figures.clone()).collect(),
+            global: Mutex::default(),
+        });
+        lock(&status.global).static_key = hex::encode(settings.static_key.public);
+        Federation {
+            shared: Arc::new(Shared {
+                hub,
+                settings: Arc::new(settings),
+                guard: Mutex::new(HandshakeGuard::new(manager.max_failed_handshakes)),
+                manager,
+                peers,
+                by_key,
+                status,
+                shutdown,
+                next_id: AtomicU64::new(1),
+            }),
+        }
+    }
+
+    pub fn status(&self) -> Arc<FederationStatus> {
+        self.shared.status.clone()
+    }
+
+    /// Starts one dial loop per configured peer.
+    pub fn start_dialing(&self) {
+        for peer in &self.shared.peers {
+            tokio::spawn(dial_loop(self.shared.clone(), peer.clone()));
+        }
+    }
+
+    /// The `/federation` WebSocket route. It answers any address: the handshake, not the
+    /// network, decides who may federate; failures are rate-limited per address.
+    pub fn route(&self) -> BoxedFilter<(Response,)> {
+        let shared = self.shared.clone();
+        warp::path!("federation")
+            .and(warp::ws())
+            .and(warp::addr::remote())
+            .map(move |ws: warp::ws::Ws, remote: Option<SocketAddr>| {
+                let ip = remote
+                    .map(|a| a.ip())
+                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+                if !lock(&shared.guard).allow(ip, std::time::Instant::now()) {
+                    lock(&shared.status.global).rate_limited += 1;
+                    return warp::reply::with_status(
+                        "too many failed federation handshakes; try again later",
+                        StatusCode::TOO_MANY_REQUESTS,
+                    )
+                    .into_response();
+                }
+                let shared = shared.clone();
+                ws.max_message_size(MAX_WIRE_MESSAGE)
+                    .max_frame_size(MAX_WIRE_MESSAGE)
+                    .on_upgrade(move |socket| accept(shared, socket, remote))
+                    .into_response()
+            })
+            .boxed()
+    }
+}
+
+async fn accept(shared: Arc<Shared>, socket: warp::ws::WebSocket, remote: Option<SocketAddr>) {
+    use futures_util::{SinkExt, StreamExt};
+    let (mut out, mut inp) = wire::from_warp(socket);
+    let remote_text = remote.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
+    let first = tokio::time::timeout(shared.settings.handshake_timeout, inp.next()).await;
+    let msg = match first {
+        Ok(Some(WireIn::Binary(m))) => m,
+        _ => {
+            lock(&shared.status.global).malformed_handshakes += 1;
+            shared.handshake_failed(remote);
+            tracing::warn!(remote = %remote_text, "federation: connection without a handshake");
+            let _ = out
+                .send(WireOut::Close("expected a handshake".into()))
+                .await;
+            return;
+        }
+    };
+    let (key_id, body) = match parse_header(&msg) {
+        Ok(x) => x,
+        Err(e) => {
+            lock(&shared.status.global).malformed_handshakes += 1;
+            shared.handshake_failed(remote);
+            tracing::warn!(remote = %remote_text, "federation handshake refused: {e}");
+            let _ = out
+                .send(WireOut::Close("not a federation handshake".into()))
+                .await;
+            return;
+        }
+    };
+    let Some(peer) = shared
+        .by_key
+        .get(&key_id)
+        .and_then(|i| shared.peers.get(*i))
+        .cloned()
+    else {
+        {
+            let mut g = lock(&shared.status.global);
+            g.unknown_key_attempts += 1;
+            g.last_unknown_from = Some(remote_text.clone());
+        }
+        shared.handshake_failed(remote);
+        tracing::warn!(remote = %remote_text, "federation handshake refused: unknown key id (no peer is configured with this secret)");
+        let _ = out.send(WireOut::Close("unknown key id".into())).await;
+        return;
+    };
+    let cursors = load_cursors(&shared, &peer);
+    let link = match Link::accept(
+        shared.settings.clone(),
+        &peer.secret,
+        shared.local_rooms(),
+        cursors,
+        body,
+        std::time::Instant::now(),
+    ) {
+        Ok(l) => l,
+        Err(e) => {
+            shared.handshake_failed(remote);
+            if e == HandshakeError::Protocol {
+                lock(&peer.figures).secret_mismatches += 1;
+            }
+            tracing::warn!(peer = %peer.label, remote = %remote_text, "federation handshake refused: {e}");
+            let _ = out.send(WireOut::Close("handshake failed".into())).await;
+            return;
+        }
+    };
+    let ending = Session::new(shared.clone(), peer.clone(), remote, link, out)
+        .run(inp)
+        .await;
+    if let Ending::AfterUp(why) | Ending::Failed(why) = &ending {
+        peer.set_state_if_idle(PeerState::Connecting, Some(why.clone()));
+    }
+}
+
+async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
+    let mut backoff = Backoff::new(shared.manager.backoff_min, shared.manager.backoff_max);
+    let mut shutdown = shared.shutdown.clone();
+    let url = format!("ws://{}/federation", peer.label);
+    let ws_config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(MAX_WIRE_MESSAGE))
+        .max_frame_size(Some(MAX_WIRE_MESSAGE));
+    loop {
+        if *shutdown.borrow() {
+            return;
+        }
+        // While a link (either direction) carries this peer, there is nothing to dial.
+        while peer.has_link() {
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+                _ = shutdown.changed() => return,
+            }
+        }
+        peer.set_state_if_idle(PeerState::Connecting, None);
+        let attempt = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            tokio_tungstenite::connect_async_with_config(url.as_str(), Some(ws_config), true),
+        );
+        let outcome = tokio::select! {
+            r = attempt => r,
+            _ = shutdown.changed() => return,
+        };
+        let ending = match outcome {
+            Ok(Ok((ws, _response))) => {
+                let remote = ws.get_ref().get_ref_peer_addr();
+                let (out, inp) = wire::from_tungstenite(ws);
+                match Link::dial(
+                    shared.settings.clone(),
+                    &peer.secret,
+                    shared.local_rooms(),
+                    load_cursors(&shared, &peer),
+                    std::time::Instant::now(),
+                ) {
+                    Ok(link) => {
+                        Session::new(shared.clone(), peer.clone(), remote, link, out)
+                            .run(inp)
+                            .await
+                    }
+                    Err(e) => Ending::Failed(e.to_string()),
+                }
+            }
+            Ok(Err(e)) => {
+                use tokio_tungstenite::tungstenite::Error as WsError;
+                match e {
+                    WsError::Http(resp) if resp.status() == StatusCode::TOO_MANY_REQUESTS => {
+                        Ending::Rejected("peer rate-limits us after failed handshakes".into())
+                    }
+                    WsError::Http(resp) => Ending::Failed(format!(
+                        "peer answered HTTP {} (no federation endpoint?)",
+                        resp.status()
+                    )),
+                    other => Ending::Failed(format!("cannot connect: {other}")),
+                }
+            }
+            Err(_) => Ending::Failed("connect timed out".into()),
+        };
+        let jitter: f64 = rand::random();
+        let delay = match ending {
+            Ending::Shutdown => return,
+            Ending::Duplicate => continue,
+            Ending::AfterUp(why) => {
+                backoff.reset();
+                peer.set_state_if_idle(PeerState::BackingOff, Some(why));
+                backoff.next_delay(jitter)
+            }
+            Ending::Rejected(why) => {
+                if !why.contains("rate-limits") {
+                    lock(&peer.figures).secret_mismatches += 1;
+                }
+                tracing::warn!(peer = %peer.label, "federation: {why}");
+                peer.set_state_if_idle(PeerState::Rejected, Some(why));
+                backoff.next_delay(jitter)
+            }
+            Ending::Failed(why) => {
+                tracing::debug!(peer = %peer.label, "federation: {why}");
+                peer.set_state_if_idle(PeerState::BackingOff, Some(why));
+                backoff.next_delay(jitter)
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// Helper so the dial loop can name the TCP peer of a tungstenite stream.
+trait PeerAddr {
+    fn get_ref_peer_addr(&self) -> Option<SocketAddr>;
+}
+
+impl PeerAddr for tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream> {
+    fn get_ref_peer_addr(&self) -> Option<SocketAddr> {
+        match self {
+            tokio_tungstenite::MaybeTlsStream::Plain(s) => s.peer_addr().ok(),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,526 @@
+//! Runs one established-or-handshaking [`Link`] over a WebSocket and bridges it with the hub.
+//!
+//! The loop feeds the link wire messages, hub deliveries, commit results and timer ticks, and
+//! carries out its actions: sending (through a writer task with a bounded queue, so a peer
+//! that stops reading ends its link instead of growing memory), submitting posts to the hub
+//! (acknowledged only once committed, in order), reading history pages for catch-up, and
+//! persisting cursors (coalesced, written in the background through the hub's state store).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::stream::FuturesOrdered;
+use futures_util::{FutureExt, SinkExt, StreamExt};
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::time::Instant;
+
+use super::frame::ByeReason;
+use super::handshake::HandshakeError;
+use super::link::{Action, CloseReason, Link, PeerUp};
+use super::manager::{Peer, Shared, CURSOR_NS};
+use super::rooms::Role;
+use super::status::{lock, PeerState};
+use super::wire::{BoxIn, BoxOut, WireIn, WireOut};
+use crate::hub::{AuthorKind, HubError, NewPost, Participant, Submitted, Via};
+
+/// Messages waiting for the writer task; beyond this the peer is not reading and the link ends.
+const OUT_QUEUE: usize = 1024;
+/// Deliveries taken from the hub in one go before the link seals what they produced.
+const DELIVERY_BATCH: usize = 512;
+
+/// How a session ended, for the dial loop's next step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ending {
+    /// The link was up and then ended (peer gone, dead, malformed, shutdown…).
+    AfterUp(String),
+    /// Lost the tie-break against another link to the same peer.
+    Duplicate,
+    /// Refused during the handshake (wrong secret, unknown key id, rate limit).
+    Rejected(String),
+    /// Failed before coming up for another reason (connection dropped, timeout).
+    Failed(String),
+    Shutdown,
+}
+
+type SubmitFuture = BoxFuture<'static, (u64, Result<Submitted, HubError>)>;
+
+/// Background writer of cursors: keeps only the newest value per room.
+struct CursorSaver {
+    pending: Arc<Mutex<BTreeMap<String, u64>>>,
+    wake: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl CursorSaver {
+    fn start(shared: &Arc<Shared>, peer: &Arc<Peer>) -> Self {
+        let pending: Arc<Mutex<BTreeMap<String, u64>>> = Arc::default();
+        let wake = Arc::new(Notify::new());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let state = shared.hub.state();
+        let label = peer.label.clone();
+        let task = {
+            let pending = pending.clone();
+            let wake = wake.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                loop {
+                    let batch = std::mem::take(&mut *lock(&pending));
+                    for (room, ts) in batch {
+                        let key = format!("{label}/{room}");
+                        if let Err(e) = state
+                            .put(CURSOR_NS, &key, ts.to_string().into_bytes())
+                            .await
+                        {
+                            tracing::warn!("federation: cannot persist cursor for {key}: {e}");
+                        }
+                    }
+                    if stop.load(std::sync::atomic::Ordering::Acquire) && lock(&pending).is_empty()
+                    {
+                        return;
+                    }
+                    wake.notified().await;
+                }
+            })
+        };
+        CursorSaver {
+            pending,
+            wake,
+            task,
+            stop,
+        }
+    }
+
+    fn save(&self, room: String, ts: u64) {
+        lock(&self.pending).insert(room, ts);
+        self.wake.notify_one();
+    }
+
+    async fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Release);
+        self.wake.notify_one();
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.task).await;
+    }
+}
+
+pub struct Session {
+    shared: Arc<Shared>,
+    peer: Arc<Peer>,
+    remote: Option<SocketAddr>,
+    link: Link,
+    link_id: u64,
+    out_tx: mpsc::Sender<WireOut>,
+    writer: tokio::task::JoinHandle<()>,
+    submits: FuturesOrdered<SubmitFuture>,
+    cursors: CursorSaver,
+    up: Option<PeerUp>,
+    registered: bool,
+    kick_tx: mpsc::Sender<()>,
+    kick_rx: mpsc::Receiver<()>,
+    seen_in: u64,
+    seen_out: u64,
+    seen_hop: u64,
+    ending: Option<Ending>,
+    /// A close reason for the peer's WebSocket close frame.
+    close_text: Option<String>,
+}
+
+impl Session {
+    pub fn new(
+        shared: Arc<Shared>,
+        peer: Arc<Peer>,
+        remote: Option<SocketAddr>,
+        link: Link,
+        out: BoxOut,
+    ) -> Self {
+        let (out_tx, mut out_rx) = mpsc::channel::<WireOut>(OUT_QUEUE);
+        let writer = tokio::spawn(async move {
+            let mut out = out;
+            while let Some(first) = out_rx.recv().await {
+                let closing = matches!(first, WireOut::Close(_));
+                if out.feed(first).await.is_err() {
+                    return;
+                }
+                // Everything already queued goes out in one flush.
+                let mut closed = closing;
+                while !closed {
+                    let Ok(m) = out_rx.try_recv() else { break };
+                    closed = matches!(m, WireOut::Close(_));
+                    if out.feed(m).await.is_err() {
+                        return;
+                    }
+                }
+                if out.flush().await.is_err() {
+                    return;
+                }
+            }
+            let _ = out.close().await;
+        });
+        let cursors = CursorSaver::start(&shared, &peer);
+        let (kick_tx, kick_rx) = mpsc::channel(1);
+        let link_id = shared.next_link_id();
+        Session {
+            shared,
+            peer,
+            remote,
+            link,
+            link_id,
+            out_tx,
+            writer,
+            submits: FuturesOrdered::new(),
+            cursors,
+            up: None,
+            registered: false,
+            kick_tx,
+            kick_rx,
+            seen_in: 0,
+            seen_out: 0,
+            seen_hop: 0,
+            ending: None,
+            close_text: None,
+        }
+    }
+
+    fn remote_text(&self) -> String {
+        self.remote
+            .map(|a| a.to_string())
+            .unwrap_or_else(|| self.peer.label.clone())
+    }
+
+    /// Runs until the link ends; returns how.
+    pub async fn run(mut self, mut inp: BoxIn) -> Ending {
+        let mut deliveries = self.shared.hub.subscribe();
+        let mut shutdown = self.shared.shutdown.clone();
+        if *shutdown.borrow() {
+            self.link.shutdown(ByeReason::Shutdown);
+        }
+        self.drive().await;
+        while self.ending.is_none() {
+            let deadline = Instant::from_std(self.link.next_deadline());
+            tokio::select! {
+                msg = inp.next() => match msg {
+                    Some(WireIn::Binary(m)) => self.link.on_message(&m, std::time::Instant::now()),
+                    Some(WireIn::Closed(reason)) => self.peer_went_away(reason),
+                    Some(WireIn::Unexpected) => {
+                        lock(&self.peer.figures).malformed += 1;
+                        self.end_with(Ending::Failed("peer sent a non-binary WebSocket message".into()));
+                    }
+                    Some(WireIn::Error(e)) => self.peer_went_away(Some(e)),
+                    None => self.peer_went_away(None),
+                },
+                Some((seq, result)) = self.submits.next(), if !self.submits.is_empty() => {
+                    self.on_submitted(seq, result);
+                    // Take every other finished submit too, so one ack covers them all.
+                    while let Some(Some((seq, result))) = self.submits.next().now_or_never() {
+                        self.on_submitted(seq, result);
+                    }
+                }
+                d = deliveries.recv() => {
+                    self.on_delivery(d);
+                    for _ in 0..DELIVERY_BATCH {
+                        match deliveries.try_recv() {
+                            Ok(d) => self.on_delivery(Ok(d)),
+                            Err(broadcast::error::TryRecvError::Lagged(n)) => {
+                                self.on_delivery(Err(broadcast::error::RecvError::Lagged(n)))
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => self.link.tick(std::time::Instant::now()),
+                Some(()) = self.kick_rx.recv() => self.link.shutdown(ByeReason::DuplicateLink),
+                _ = shutdown.changed() => self.link.shutdown(ByeReason::Shutdown),
+            }
+            self.drive().await;
+        }
+        self.finish().await
+    }
+
+    fn end_with(&mut self, ending: Ending) {
+        if self.ending.is_none() {
+            self.ending = Some(ending);
+        }
+    }
+
+    fn peer_went_away(&mut self, reason: Option<String>) {
+        if self.up.is_some() {
+            let text = reason.unwrap_or_else(|| "connection closed".into());
+            self.end_with(Ending::AfterUp(format!(
+                "peer closed the connection: {text}"
+            )));
+        } else {
+            match reason {
+                Some(r) => {
+                    self.end_with(Ending::Rejected(format!("peer refused the handshake: {r}")))
+                }
+                None => self.end_with(Ending::Failed(
+                    "connection closed during the handshake".into(),
+                )),
+            }
+        }
+    }
+
+    fn on_submitted(&mut self, seq: u64, result: Result<Submitted, HubError>) {
+        match result {
+            Ok(_) => self.link.committed(seq),
+            Err(HubError::Invalid(why)) => {
+                // It can never be stored; acknowledging lets the peer move on.
+                tracing::warn!(peer = %self.peer.label, "federation: refused a post: {why}");
+                self.link.committed(seq);
+            }
+            Err(HubError::UnknownRoom(room)) => {
+                tracing::warn!(peer = %self.peer.label, "federation: post for room `{room}` which is gone");
+                self.link.committed(seq);
+            }
+            Err(e) => {
+                // Not committed: no ack; the peer resends after the next handshake.
+                tracing::error!(peer = %self.peer.label, "federation: cannot store a post: {e}");
+                self.link.shutdown(ByeReason::Shutdown);
+            }
+        }
+    }
+
+    fn on_delivery(&mut self, d: Result<crate::hub::Delivery, broadcast::error::RecvError>) {
+        match d {
+            Ok(d) => {
+                let via_this = d.via.side == AuthorKind::Peer
+                    && d.via.link.as_deref() == Some(self.peer.label.as_str());
+                self.link.offer(d.post, via_this);
+            }
+            Err(broadcast::error::RecvError::Lagged(n)) => {
+                tracing::debug!(peer = %self.peer.label, "federation: fell {n} posts behind the hub; reading history");
+                self.link.lagged();
+            }
+            Err(broadcast::error::RecvError::Closed) => {
+                self.link.shutdown(ByeReason::Shutdown);
+            }
+        }
+    }
+
+    /// Carries out everything the link asked for.
+    async fn drive(&mut self) {
+        while let Some(action) = self.link.poll_action() {
+            match action {
+                Action::Send(m) => {
+                    if self.out_tx.try_send(WireOut::Binary(m)).is_err() {
+                        lock(&self.peer.figures).last_error = Some("peer stopped reading".into());
+                        self.link.shutdown(ByeReason::Shutdown);
+                        self.end_with(Ending::AfterUp("peer stopped reading".into()));
+                    }
+                }
+                Action::Up(up) => self.on_up(up),
+                Action::Deliver(incoming) => {
+                    let hub = self.shared.hub.clone();
+                    let p = incoming.post;
+                    let new = NewPost {
+                        id: Some(p.id),
+                        room: p.room,
+                        author: p.author,
+                        origin: Some(p.origin),
+                        author_ts: p.author_ts,
+                        text: p.text,
+                        hops: p.hops,
+                        via: Via::peer(self.peer.label.clone()),
+                    };
+                    let seq = incoming.seq;
+                    self.submits
+                        .push_back(Box::pin(async move { (seq, hub.submit(new).await) }));
+                }
+                Action::FetchHistory {
+                    room,
+                    after_ts,
+                    limit,
+                } => match self.shared.hub.history_after(&room, after_ts, limit) {
+                    Ok(posts) => self.link.history(&room, posts, limit),
+                    Err(e) => {
+                        tracing::error!("federation: cannot read history of `{room}`: {e}");
+                        self.link.shutdown(ByeReason::Shutdown);
+                    }
+                },
+                Action::SaveCursor { room, room_ts } => {
+                    self.peer.note_cursor(&room, room_ts);
+                    self.cursors.save(room, room_ts);
+                }
+                Action::Close(reason) => self.on_close(reason),
+            }
+        }
+        self.update_figures();
+        tokio::task::yield_now().await;
+    }
+
+    fn on_up(&mut self, up: PeerUp) {
+        let dialer_key = match up.role {
+            Role::Dialer => self.shared.settings.static_key.public,
+            Role::Listener => up.static_key,
+        };
+        if !self
+            .peer
+            .register(self.link_id, dialer_key, self.kick_tx.clone())
+        {
+            tracing::info!(peer = %self.peer.label, "federation: both sides dialled; keeping the other link");
+            self.up = Some(up);
+            self.link.shutdown(ByeReason::DuplicateLink);
+            return;
+        }
+        self.registered = true;
+        let direction = match up.role {
+            Role::Dialer => "outbound",
+            Role::Listener => "inbound",
+        };
+        tracing::info!(
+            peer = %self.peer.label,
+            remote = %self.remote_text(),
+            server = %up.server,
+            direction,
+            shared = ?up.rooms.shared,
+            "federation link up"
+        );
+        for room in &up.rooms.psk_mismatch {
+            tracing::warn!(peer = %self.peer.label, "federation: room `{room}` exists at the peer with a different PSK; not shared");
+        }
+        {
+            let mut f = lock(&self.peer.figures);
+            f.set_state(PeerState::Connected);
+            f.last_error = None;
+            f.server = Some(up.server.clone());
+            f.static_key = Some(hex::encode(up.static_key));
+            f.direction = Some(direction);
+            f.shared_rooms = up.rooms.shared.clone();
+            f.room_proof_failures +=
+                (up.rooms.unverified_proofs + up.rooms.psk_mismatch.len()) as u64;
+            f.psk_mismatch_rooms = up.rooms.psk_mismatch.clone();
+            f.links_up += 1;
+        }
+        let now = self.shared.hub.now();
+        for room in &up.rooms.shared {
+            let mut p = Participant::new(AuthorKind::Peer, self.peer.label.clone(), now);
+            p.name = Some(up.server.clone());
+            self.shared.hub.participants().join(room, p);
+        }
+        self.up = Some(up);
+    }
+
+    fn on_close(&mut self, reason: CloseReason) {
+        let remote = self.remote_text();
+        if reason.is_malformed() {
+            lock(&self.peer.figures).malformed += 1;
+            tracing::warn!(peer = %self.peer.label, %remote, "federation link ended: {reason}");
+        }
+        let ending = match &reason {
+            CloseReason::Local(ByeReason::DuplicateLink)
+            | CloseReason::PeerBye(ByeReason::DuplicateLink) => Ending::Duplicate,
+            CloseReason::Local(ByeReason::Shutdown) if *self.shared.shutdown.borrow() => {
+                Ending::Shutdown
+            }
+            CloseReason::Handshake(HandshakeError::SecretMismatch) => {
+                lock(&self.peer.figures).secret_mismatches += 1;
+                self.shared.handshake_failed(self.remote);
+                tracing::warn!(peer = %self.peer.label, %remote, "federation handshake refused: secret mismatch");
+                self.close_text = Some("secret mismatch".into());
+                Ending::Rejected("secret mismatch".into())
+            }
+            CloseReason::Handshake(e) if self.up.is_none() => {
+                tracing::warn!(peer = %self.peer.label, %remote, "federation handshake failed: {e}");
+                self.close_text = Some("handshake failed".into());
+                Ending::Rejected(e.to_string())
+            }
+            _ if self.up.is_some() => {
+                if !reason.is_malformed() {
+                    tracing::info!(peer = %self.peer.label, %remote, "federation link ended: {reason}");
+                }
+                Ending::AfterUp(reason.to_string())
+            }
+            _ => {
+                tracing::info!(peer = %self.peer.label, %remote, "federation link failed: {reason}");
+                Ending::Failed(reason.to_string())
+            }
+        };
+        if self.close_text.is_none() {
+            self.close_text = Some(match &reason {
+                CloseReason::Local(_) => "closing".into(),
+                other if other.is_malformed() => "malformed".into(),
+                _ => "closing".into(),
+            });
+        }
+        self.end_with(ending);
+    }
+
+    fn update_figures(&mut self) {
+        let s = self.link.stats().clone();
+        let mut f = lock(&self.peer.figures);
+        f.posts_in += s.posts_in - self.seen_in;
+        f.posts_out += s.posts_out - self.seen_out;
+        f.dropped_hop_limit += s.dropped_hop_limit - self.seen_hop;
+        self.seen_in = s.posts_in;
+        self.seen_out = s.posts_out;
+        self.seen_hop = s.dropped_hop_limit;
+        if self.registered {
+            f.rtt_ms = s.rtt.map(|d| d.as_secs_f64() * 1000.0);
+        }
+    }
+
+    async fn finish(mut self) -> Ending {
+        let ending = self.ending.take().unwrap_or(Ending::Failed("ended".into()));
+        // Commits still running finish (their posts are stored) but are not acked: the peer
+        // resends them after reconnecting and they come back as duplicates.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.submits.next().await.is_some() {}
+        })
+        .await;
+        let _ = self
+            .out_tx
+            .try_send(WireOut::Close(self.close_text.take().unwrap_or_default()));
+        drop(self.out_tx);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer).await;
+        self.cursors.finish().await;
+        if self.registered {
+            if let Some(up) = &self.up {
+                for room in &up.rooms.shared {
+                    self.shared
+                        .hub
+                        .participants()
+                        .leave(room, AuthorKind::Peer, &self.peer.label);
+                }
+            }
+            self.peer.unregister(self.link_id);
+            let mut f = lock(&self.peer.figures);
+            f.shared_rooms.clear();
+            f.rtt_ms = None;
+            f.direction = None;
+            if let Ending::AfterUp(why) = &ending {
+                f.last_error = Some(why.clone());
+            }
+        }
+        ending
+    }
+}
+
+/// Cursors of `peer` as persisted, merged with what this process already knows.
+pub fn load_cursors(shared: &Shared, peer: &Peer) -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let prefix = format!("{}/", peer.label);
+    match shared.hub.state().list(CURSOR_NS) {
+        Ok(entries) => {
+            for (key, value) in entries {
+                let Some(room) = key.strip_prefix(&prefix) else {
+                    continue;
+                };
+                if let Some(ts) = std::str::from_utf8(&value)
+                    .ok()
+                    .and_then(|s| s.trim().parse::<u64>().ok())
+                {
+                    out.insert(room.to_string(), ts);
+                }
+            }
+        }
+        Err(e) => tracing::warn!("federation: cannot read cursors: {e}"),
+    }
+    for (room, ts) in peer.known_cursors() {
+        let e = out.entry(room).or_insert(0);
+        *e = (*e).max(ts);
+    }
+    out
+}
