@@ -1,0 +1,841 @@
+//! One room as a MeshCore room server (protocol sheet §10): its identity and clock, login,
+//! posts, pushes, PATH learning, keep-alive and GET_STATUS requests, adverts, and its client
+//! list. Called by the engine with a [`Ctx`]; never does IO.
+
+use std::collections::HashMap;
+
+use rand::Rng;
+
+use super::advert::{Advert, AppData};
+use super::counters::RoomCounters;
+use super::crypto::{CryptoError, SharedSecret};
+use super::engine::{Action, Ctx, EngineConfig, Now, ParticipantInfo, Priority, RoomId, RoomSetup};
+use super::history::{PostCache, RoomPost};
+use super::identity::{LocalIdentity, PublicKey};
+use super::message::{
+    LoginReply, LoginRequest, PathBody, Request, Response, TextMessage, TxtType,
+    FIRMWARE_VER_LEVEL, MAX_POST_TEXT, REQ_GET_STATUS, REQ_KEEP_ALIVE, RESP_SERVER_LOGIN_OK,
+};
+use super::packet::{PacketRepr, Path, PayloadType, RouteType};
+use super::payload::{Ack, AnonReq, Datagram, Payload};
+use super::roster::{Client, LoginGuard, PendingPush, Role};
+
+/// How to send the ACK of a post once it is committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AckRoute {
+    /// The post came by flood along this path: answer with a flood PATH carrying the ACK, which
+    /// also teaches the client its direct route to us.
+    FloodPath(Path),
+    /// The post came direct: a bare ACK along the client's route (or flooded if none is known).
+    Direct,
+}
+
+/// A post decoded from a client, before the hub has it.
+#[derive(Debug)]
+pub struct IncomingPost {
+    pub room: RoomId,
+    pub id: [u8; 16],
+    pub author: PublicKey,
+    pub author_ts: u32,
+    pub text: String,
+    pub ack: [u8; 4],
+    pub route: AckRoute,
+}
+
+/// What a room made of a datagram addressed to its hash.
+pub enum DatagramOutcome {
+    /// No logged-in client has the sender's hash.
+    NoClient,
+    /// Candidates exist but none of their secrets verifies the MAC.
+    BadMac,
+    Handled(Option<IncomingPost>),
+}
+
+/// Shared secrets of recent anonymous senders, so a burst of logins costs one ECDH each.
+const ECDH_CACHE: usize = 64;
+/// Wrong-password entries remembered per room.
+const LOGIN_GUARD_CAPACITY: usize = 256;
+
+pub struct Room {
+    id: RoomId,
+    name: String,
+    identity: LocalIdentity,
+    public: PublicKey,
+    password: Option<Vec<u8>>,
+    clients: Vec<Client>,
+    guard: LoginGuard,
+    ecdh_cache: HashMap<PublicKey, SharedSecret>,
+    cache: PostCache,
+    clock: u32,
+    next_zero_hop_ms: u64,
+    next_flood_ms: u64,
+    next_push_ms: u64,
+    rr_cursor: usize,
+    counters: RoomCounters,
+}
+
+fn datagram_payload(ptype: PayloadType, d: Datagram) -> Vec<u8> {
+    let p = match ptype {
+        PayloadType::Req => Payload::Req(d),
+        PayloadType::Response => Payload::Response(d),
+        PayloadType::Path => Payload::Path(d),
+        _ => Payload::TxtMsg(d),
+    };
+    p.to_vec()
+}
+
+impl Room {
+    pub fn new(id: RoomId, setup: RoomSetup, config: &EngineConfig, now: Now) -> Room {
+        let public = setup.identity.public();
+        let mut cache = PostCache::new(setup.max_history);
+        for post in setup.history {
+            cache.insert(post, 0);
+        }
+        let password = setup
+            .password
+            .map(|p| p[..p.len().min(super::message::MAX_PASSWORD_LEN)].to_vec());
+        let mut room = Room {
+            id,
+            name: setup.name,
+            public,
+            password,
+            clients: Vec::new(),
+            guard: LoginGuard::new(
+                config.login_max_failures,
+                config.login_block_ms,
+                LOGIN_GUARD_CAPACITY,
+            ),
+            ecdh_cache: HashMap::new(),
+            cache,
+            clock: setup.clock,
+            // Stagger rooms so their adverts do not collide.
+            next_zero_hop_ms: now.mono_ms + config.first_advert_delay_ms + id as u64 * 700,
+            next_flood_ms: now.mono_ms + config.flood_advert_interval_ms + id as u64 * 700,
+            next_push_ms: now.mono_ms,
+            rr_cursor: 0,
+            counters: RoomCounters::default(),
+            identity: setup.identity,
+        };
+        for rec in setup.clients {
+            let Some(key) = PublicKey::from_hex(&rec.key) else {
+                continue;
+            };
+            let Ok(secret) = room.identity.shared_secret(&key) else {
+                continue;
+            };
+            if room.clients.len() >= config.max_clients {
+                break;
+            }
+            room.clients.push(Client {
+                key,
+                secret,
+                role: rec.role,
+                sync_since: rec.sync_since,
+                last_ts: rec.last_ts,
+                name: rec.name,
+                out_path: None,
+                pending: None,
+                push_failures: 0,
+                push_not_before_ms: now.mono_ms,
+                last_heard_ms: 0,
+                last_heard_unix: rec.last_heard,
+                since_unix: rec.last_heard,
+                present: false,
+            });
+        }
+        room
+    }
+
+    pub fn id(&self) -> RoomId {
+        self.id
+    }
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+    pub fn public(&self) -> PublicKey {
+        self.public
+    }
+    pub fn hash(&self) -> u8 {
+        self.public.hash_byte()
+    }
+    pub fn counters(&self) -> &RoomCounters {
+        &self.counters
+    }
+    pub fn client_count(&self) -> usize {
+        self.clients.len()
+    }
+    pub fn history_len(&self) -> usize {
+        self.cache.len()
+    }
+
+    pub fn route_of(&self, key: &PublicKey) -> Option<RouteType> {
+        let c = self.clients.iter().find(|c| c.key == *key)?;
+        Some(if c.out_path.is_some() {
+            RouteType::Direct
+        } else {
+            RouteType::Flood
+        })
+    }
+
+    pub fn participants(&self) -> Vec<ParticipantInfo> {
+        self.clients
+            .iter()
+            .filter(|c| c.present)
+            .map(|c| ParticipantInfo {
+                key: c.key,
+                name: c.name.clone(),
+                role: c.role,
+                since_unix: c.since_unix,
+                last_heard_unix: c.last_heard_unix,
+            })
+            .collect()
+    }
+
+    pub fn rename_client(&mut self, key: &PublicKey, name: &str) -> bool {
+        match self.clients.iter_mut().find(|c| c.key == *key) {
+            Some(c) if c.name.as_deref() != Some(name) => {
+                c.name = Some(name.to_string());
+                c.present
+            }
+            _ => false,
+        }
+    }
+
+    pub fn add_post(&mut self, post: RoomPost, now_ms: u64) {
+        self.cache.insert(post, now_ms);
+    }
+
+    /// The room clock: unix time, but never at or below what was already issued.
+    fn next_clock(&mut self, ctx: &mut Ctx) -> u32 {
+        self.clock = ctx.now.unix.max(self.clock.saturating_add(1));
+        ctx.out.push(Action::SaveClock {
+            room: self.id,
+            clock: self.clock,
+        });
+        self.clock
+    }
+
+    fn heard(&mut self, ctx: &mut Ctx, idx: usize) {
+        let c = &mut self.clients[idx];
+        c.last_heard_ms = ctx.now.mono_ms;
+        c.last_heard_unix = ctx.now.unix as u64;
+        ctx.out.push(Action::Heard {
+            room: self.id,
+            key: c.key,
+        });
+        if !c.present {
+            c.present = true;
+            c.since_unix = ctx.now.unix as u64;
+            ctx.out.push(Action::ParticipantsChanged { room: self.id });
+        }
+    }
+
+    fn save_client(&self, ctx: &mut Ctx, idx: usize) {
+        ctx.out.push(Action::SaveClient {
+            room: self.id,
+            record: self.clients[idx].record(),
+        });
+    }
+
+    // ---------------------------------------------------------------- sending
+
+    fn send_datagram(
+        &self,
+        ctx: &mut Ctx,
+        idx: usize,
+        ptype: PayloadType,
+        plain: &[u8],
+        prio: Priority,
+        delay: u64,
+    ) {
+        let c = &self.clients[idx];
+        let d = Datagram::seal(c.key.hash_byte(), self.hash(), &c.secret, plain);
+        let (route, path) = match &c.out_path {
+            Some(p) => (RouteType::Direct, p.clone()),
+            None => (RouteType::Flood, Path::empty()),
+        };
+        ctx.send(
+            PacketRepr::new(route, ptype, path, datagram_payload(ptype, d)),
+            prio,
+            delay,
+        );
+    }
+
+    /// A flood PATH to the client carrying `path` (how its packet reached us) and an extra.
+    fn send_flood_path(
+        &self,
+        ctx: &mut Ctx,
+        idx: usize,
+        path: Path,
+        extra_type: PayloadType,
+        extra: Vec<u8>,
+        delay: u64,
+    ) {
+        let c = &self.clients[idx];
+        let body = PathBody {
+            path,
+            extra_type: extra_type.as_u8(),
+            extra,
+        };
+        let d = Datagram::seal(c.key.hash_byte(), self.hash(), &c.secret, &body.to_vec());
+        ctx.send(
+            PacketRepr::new(
+                RouteType::Flood,
+                PayloadType::Path,
+                Path::empty(),
+                Payload::Path(d).to_vec(),
+            ),
+            Priority::Reply,
+            delay,
+        );
+    }
+
+    fn send_bare_ack(&self, ctx: &mut Ctx, idx: usize, ack: Ack, delay: u64) {
+        let c = &self.clients[idx];
+        let (route, path) = match &c.out_path {
+            Some(p) => (RouteType::Direct, p.clone()),
+            None => (RouteType::Flood, Path::empty()),
+        };
+        ctx.send(
+            PacketRepr::new(route, PayloadType::Ack, path, Payload::Ack(ack).to_vec()),
+            Priority::Reply,
+            delay,
+        );
+    }
+
+    /// A reply to a request: PATH+RESPONSE when it came by flood, else a RESPONSE datagram.
+    fn send_response(&self, ctx: &mut Ctx, idx: usize, came: &PacketRepr, body: Vec<u8>) {
+        let delay = ctx.config.reply_delay_ms;
+        if came.route.is_flood() {
+            self.send_flood_path(
+                ctx,
+                idx,
+                came.path.clone(),
+                PayloadType::Response,
+                body,
+                delay,
+            );
+        } else {
+            self.send_datagram(
+                ctx,
+                idx,
+                PayloadType::Response,
+                &body,
+                Priority::Reply,
+                delay,
+            );
+        }
+    }
+
+    /// Sends the ACK of a committed post.
+    pub fn send_post_ack(
+        &mut self,
+        ctx: &mut Ctx,
+        client: &PublicKey,
+        ack: [u8; 4],
+        route: AckRoute,
+    ) {
+        let Some(idx) = self.clients.iter().position(|c| c.key == *client) else {
+            return;
+        };
+        ctx.counters.posts_acked += 1;
+        self.counters.posts_acked += 1;
+        // ack + attempt byte + a random byte, as current firmware does, so repeated ACKs of a
+        // retried post are not taken for duplicates.
+        let extra = vec![0, ctx.rng.gen()];
+        match route {
+            AckRoute::FloodPath(path) => {
+                let mut e = ack.to_vec();
+                e.extend_from_slice(&extra);
+                self.send_flood_path(ctx, idx, path, PayloadType::Ack, e, 0);
+            }
+            AckRoute::Direct => self.send_bare_ack(ctx, idx, Ack { crc: ack, extra }, 0),
+        }
+    }
+
+    // ---------------------------------------------------------------- receiving
+
+    fn secret_for(&mut self, key: &PublicKey) -> Result<SharedSecret, CryptoError> {
+        if let Some(c) = self.clients.iter().find(|c| c.key == *key) {
+            return Ok(c.secret.clone());
+        }
+        if let Some(s) = self.ecdh_cache.get(key) {
+            return Ok(s.clone());
+        }
+        let s = self.identity.shared_secret(key)?;
+        if self.ecdh_cache.len() >= ECDH_CACHE {
+            self.ecdh_cache.clear();
+        }
+        self.ecdh_cache.insert(*key, s.clone());
+        Ok(s)
+    }
+
+    /// ANON_REQ login (§10.2). Returns false when the MAC does not verify for this room.
+    pub fn on_login(&mut self, ctx: &mut Ctx, repr: &PacketRepr, req: &AnonReq) -> bool {
+        let Ok(secret) = self.secret_for(&req.sender) else {
+            ctx.counters.drop("bad_public_key");
+            return true;
+        };
+        let plain = match req.open(&secret) {
+            Ok(p) => p,
+            Err(_) => return false,
+        };
+        let Ok(login) = LoginRequest::parse(&plain) else {
+            ctx.counters.drop("bad_login");
+            return true;
+        };
+        let now_ms = ctx.now.mono_ms;
+        if self.guard.is_blocked(&req.sender, now_ms) {
+            ctx.counters.login_rate_limited += 1;
+            return true;
+        }
+        let existing = self.clients.iter().position(|c| c.key == req.sender);
+        let reuse = login.password.is_empty() && existing.is_some();
+        let role = if reuse {
+            None
+        } else {
+            match &self.password {
+                None => Some(Role::ReadWrite),
+                Some(pw) if *pw == login.password => Some(Role::ReadWrite),
+                Some(_) => {
+                    // Wrong password: no reply at all, as the firmware does.
+                    ctx.counters.login_failed += 1;
+                    self.counters.login_failed += 1;
+                    if self.guard.fail(req.sender, now_ms) {
+                        tracing::warn!(room = %self.name, key = %hex::encode(&req.sender.0[..4]), "repeated wrong passwords; ignoring this key for a while");
+                    }
+                    return true;
+                }
+            }
+        };
+        self.guard.succeed(&req.sender);
+        let idx = match (existing, role) {
+            (Some(i), role) => {
+                let c = &mut self.clients[i];
+                if login.timestamp <= c.last_ts {
+                    if role.is_some() {
+                        ctx.counters.replays += 1;
+                        return true;
+                    }
+                    // The firmware's "blank password from a known client": answered, but
+                    // an old timestamp changes nothing.
+                } else {
+                    if let Some(role) = role {
+                        c.role = role;
+                    }
+                    c.sync_since = login.sync_since;
+                    c.last_ts = login.timestamp;
+                    c.pending = None;
+                    c.push_failures = 0;
+                }
+                i
+            }
+            (None, role) => {
+                if self.clients.len() >= ctx.config.max_clients {
+                    self.evict_one();
+                }
+                self.clients.push(Client {
+                    key: req.sender,
+                    secret,
+                    role: role.unwrap_or(Role::ReadWrite),
+                    sync_since: login.sync_since,
+                    last_ts: login.timestamp,
+                    name: ctx.name_of(&req.sender),
+                    out_path: None,
+                    pending: None,
+                    push_failures: 0,
+                    push_not_before_ms: 0,
+                    last_heard_ms: now_ms,
+                    last_heard_unix: ctx.now.unix as u64,
+                    since_unix: ctx.now.unix as u64,
+                    present: false,
+                });
+                self.clients.len() - 1
+            }
+        };
+        if repr.route.is_flood() {
+            // The client's route may have changed; the PATH we send teaches it a new one.
+            self.clients[idx].out_path = None;
+        }
+        self.clients[idx].push_not_before_ms = now_ms + ctx.config.push_after_login_ms;
+        self.heard(ctx, idx);
+        self.save_client(ctx, idx);
+        ctx.counters.login_ok += 1;
+        self.counters.logins += 1;
+        let role = self.clients[idx].role;
+        let reply = LoginReply {
+            server_time: self.next_clock(ctx),
+            resp_code: RESP_SERVER_LOGIN_OK,
+            keepalive_div16: 0,
+            admin_flag: match role {
+                Role::Admin => 1,
+                Role::Guest => 2,
+                _ => 0,
+            },
+            permissions: role.permissions(),
+            random: ctx.rng.gen(),
+            fw_level: FIRMWARE_VER_LEVEL,
+        };
+        self.send_response(ctx, idx, repr, reply.to_vec());
+        true
+    }
+
+    fn evict_one(&mut self) {
+        if let Some(i) = self
+            .clients
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| c.role != Role::Admin)
+            .min_by_key(|(_, c)| c.last_heard_ms)
+            .map(|(i, _)| i)
+        {
+            self.clients.remove(i);
+        }
+    }
+
+    /// TXT_MSG, REQ or PATH from a client.
+    pub fn on_datagram(
+        &mut self,
+        ctx: &mut Ctx,
+        repr: &PacketRepr,
+        d: &Datagram,
+    ) -> DatagramOutcome {
+        let mut any = false;
+        let mut found = None;
+        for (i, c) in self.clients.iter().enumerate() {
+            if c.key.hash_byte() != d.src_hash {
+                continue;
+            }
+            any = true;
+            if let Ok(plain) = d.open(&c.secret) {
+                found = Some((i, plain));
+                break;
+            }
+        }
+        let Some((idx, plain)) = found else {
+            return if any {
+                DatagramOutcome::BadMac
+            } else {
+                DatagramOutcome::NoClient
+            };
+        };
+        self.heard(ctx, idx);
+        let post = match repr.payload_type {
+            PayloadType::TxtMsg => self.on_text(ctx, repr, idx, &plain),
+            PayloadType::Req => {
+                self.on_request(ctx, repr, idx, &plain);
+                None
+            }
+            PayloadType::Path => {
+                self.on_path(ctx, idx, &plain);
+                None
+            }
+            _ => None,
+        };
+        DatagramOutcome::Handled(post)
+    }
+
+    fn on_text(
+        &mut self,
+        ctx: &mut Ctx,
+        repr: &PacketRepr,
+        idx: usize,
+        plain: &[u8],
+    ) -> Option<IncomingPost> {
+        let Ok(msg) = TextMessage::parse(plain) else {
+            ctx.counters.drop("bad_text");
+            return None;
+        };
+        if msg.txt_type != TxtType::Plain {
+            // CLI commands need an admin, and we have none on the air.
+            ctx.counters.drop("unsupported_text_type");
+            return None;
+        }
+        let c = &mut self.clients[idx];
+        // Any text means the client is back: pushes resume.
+        c.push_failures = 0;
+        if msg.timestamp < c.last_ts {
+            ctx.counters.replays += 1;
+            return None;
+        }
+        c.last_ts = msg.timestamp;
+        if c.role == Role::Guest {
+            return None;
+        }
+        let key = c.key;
+        self.save_client(ctx, idx);
+        ctx.counters.posts_received += 1;
+        self.counters.posts_received += 1;
+        if msg.text.is_empty() {
+            ctx.counters.drop("empty_post");
+            return None;
+        }
+        if msg.text.len() > MAX_POST_TEXT {
+            // Refuse clearly: no ACK (the app shows the post as not delivered) and a note from
+            // the room saying why.
+            ctx.counters.posts_refused += 1;
+            let note = format!(
+                "[{}] post not stored: {} bytes, the limit is {MAX_POST_TEXT}",
+                self.name,
+                msg.text.len()
+            );
+            let ts = self.next_clock(ctx);
+            let reply =
+                TextMessage::plain(ts, 0, super::advert::truncate_utf8(&note, MAX_POST_TEXT));
+            self.send_datagram(
+                ctx,
+                idx,
+                PayloadType::TxtMsg,
+                &reply.to_vec(),
+                Priority::Reply,
+                ctx.config.reply_delay_ms,
+            );
+            return None;
+        }
+        let route = if repr.route.is_flood() {
+            AckRoute::FloodPath(repr.path.clone())
+        } else {
+            AckRoute::Direct
+        };
+        Some(IncomingPost {
+            room: self.id,
+            id: super::engine::radio_post_id(&self.public, &key, msg.timestamp, &msg.text),
+            author: key,
+            author_ts: msg.timestamp,
+            text: msg.text_lossy(),
+            ack: msg.ack_value(&key),
+            route,
+        })
+    }
+
+    fn on_request(&mut self, ctx: &mut Ctx, repr: &PacketRepr, idx: usize, plain: &[u8]) {
+        let Ok(req) = Request::parse(plain) else {
+            ctx.counters.drop("bad_request");
+            return;
+        };
+        let c = &mut self.clients[idx];
+        // Equal timestamps are allowed for requests; lower ones are replays.
+        if req.timestamp < c.last_ts {
+            ctx.counters.replays += 1;
+            return;
+        }
+        c.last_ts = req.timestamp;
+        c.push_failures = 0;
+        match req.req_type {
+            REQ_KEEP_ALIVE => {
+                // Only honoured when it came direct (§10.6).
+                if repr.route.is_flood() {
+                    ctx.counters.drop("flood_keep_alive");
+                    return;
+                }
+                ctx.counters.keep_alives += 1;
+                if let Some(since) = req.keep_alive_sync_since() {
+                    if since != 0 {
+                        c.sync_since = since;
+                    }
+                }
+                c.pending = None;
+                let key = c.key;
+                let has_route = c.out_path.is_some();
+                let sync_since = c.sync_since;
+                self.save_client(ctx, idx);
+                if has_route {
+                    let unsynced = self.cache.unsynced(sync_since, &key).min(255) as u8;
+                    let ack = Ack {
+                        crc: req.keep_alive_ack(&key),
+                        extra: vec![unsynced],
+                    };
+                    self.send_bare_ack(ctx, idx, ack, 0);
+                }
+            }
+            REQ_GET_STATUS => {
+                ctx.counters.status_requests += 1;
+                let mut body = Vec::with_capacity(4 + 52);
+                let status = ctx.status_body();
+                let resp = Response {
+                    tag: req.timestamp,
+                    body: {
+                        status.emit(&mut body);
+                        body
+                    },
+                };
+                self.send_response(ctx, idx, repr, resp.to_vec());
+            }
+            _ => ctx.counters.drop("unsupported_request"),
+        }
+    }
+
+    fn on_path(&mut self, ctx: &mut Ctx, idx: usize, plain: &[u8]) {
+        let Ok(body) = PathBody::parse(plain) else {
+            ctx.counters.drop("bad_path");
+            return;
+        };
+        self.clients[idx].out_path = Some(body.path.clone());
+        ctx.counters.paths_learned += 1;
+        if let Some(ack) = body.ack() {
+            self.ack_push(ctx, idx, ack);
+        }
+    }
+
+    /// A bare ACK: is it for a push of ours?
+    pub fn on_ack(&mut self, ctx: &mut Ctx, crc: [u8; 4]) -> bool {
+        let Some(idx) = self
+            .clients
+            .iter()
+            .position(|c| c.pending.as_ref().is_some_and(|p| p.ack == crc))
+        else {
+            return false;
+        };
+        self.heard(ctx, idx);
+        self.ack_push(ctx, idx, crc)
+    }
+
+    fn ack_push(&mut self, ctx: &mut Ctx, idx: usize, crc: [u8; 4]) -> bool {
+        let c = &mut self.clients[idx];
+        let Some(p) = c.pending.as_ref().filter(|p| p.ack == crc) else {
+            return false;
+        };
+        c.sync_since = c.sync_since.max(p.post_ts);
+        c.pending = None;
+        c.push_failures = 0;
+        ctx.counters.push_acks += 1;
+        self.counters.push_acks += 1;
+        self.save_client(ctx, idx);
+        true
+    }
+
+    // ---------------------------------------------------------------- timers
+
+    pub fn tick(&mut self, ctx: &mut Ctx) {
+        let now = ctx.now.mono_ms;
+        self.advert_if_due(ctx);
+        for c in &mut self.clients {
+            if c.pending.as_ref().is_some_and(|p| p.deadline_ms <= now) {
+                c.pending = None;
+                c.push_failures += 1;
+                ctx.counters.push_timeouts += 1;
+                self.counters.push_timeouts += 1;
+            }
+        }
+        let silence = ctx.config.silence_timeout_ms;
+        let mut changed = false;
+        for c in &mut self.clients {
+            if c.present && now.saturating_sub(c.last_heard_ms) > silence {
+                c.present = false;
+                changed = true;
+            }
+        }
+        if changed {
+            ctx.out.push(Action::ParticipantsChanged { room: self.id });
+        }
+        if now >= self.next_push_ms {
+            let pushed = self.push_round(ctx);
+            self.next_push_ms = now
+                + if pushed {
+                    ctx.config.push_interval_ms
+                } else {
+                    ctx.config.push_idle_interval_ms
+                };
+        }
+    }
+
+    fn advert_if_due(&mut self, ctx: &mut Ctx) {
+        let now = ctx.now.mono_ms;
+        let route = if now >= self.next_flood_ms && ctx.config.flood_advert_interval_ms > 0 {
+            self.next_flood_ms = now + ctx.config.flood_advert_interval_ms;
+            // A flood advert also reaches the neighbours: it stands in for the zero-hop one.
+            if ctx.config.advert_interval_ms > 0 {
+                self.next_zero_hop_ms = now + ctx.config.advert_interval_ms;
+            }
+            RouteType::Flood
+        } else if now >= self.next_zero_hop_ms {
+            self.next_zero_hop_ms = if ctx.config.advert_interval_ms > 0 {
+                now + ctx.config.advert_interval_ms
+            } else {
+                u64::MAX
+            };
+            RouteType::Direct
+        } else {
+            return;
+        };
+        let ts = self.next_clock(ctx);
+        let advert = Advert::sign(
+            &self.identity,
+            ts,
+            &AppData::room(&self.name, ctx.config.location),
+        );
+        ctx.counters.adverts_sent += 1;
+        ctx.send(
+            PacketRepr::new(
+                route,
+                PayloadType::Advert,
+                Path::empty(),
+                Payload::Advert(advert).to_vec(),
+            ),
+            Priority::Advert,
+            0,
+        );
+    }
+
+    /// One round of the push scheduler: the next eligible client in round-robin order gets the
+    /// oldest post it has not acknowledged. Returns whether something was pushed.
+    fn push_round(&mut self, ctx: &mut Ctx) -> bool {
+        let n = self.clients.len();
+        let now = ctx.now.mono_ms;
+        for step in 0..n {
+            let idx = (self.rr_cursor + step) % n;
+            let c = &self.clients[idx];
+            if c.pending.is_some()
+                || c.push_failures >= ctx.config.push_max_failures
+                || c.push_not_before_ms > now
+                || c.role == Role::Guest
+            {
+                continue;
+            }
+            let Some(cached) = self.cache.next_after(c.sync_since, &c.key) else {
+                continue;
+            };
+            if now.saturating_sub(cached.added_ms) < ctx.config.push_min_age_ms {
+                continue;
+            }
+            let post = cached.post.clone();
+            self.rr_cursor = (idx + 1) % n;
+            self.push(ctx, idx, &post);
+            return true;
+        }
+        false
+    }
+
+    fn push(&mut self, ctx: &mut Ctx, idx: usize, post: &RoomPost) {
+        let (prefix, text, cut) = post.push_body(&self.public);
+        if cut {
+            ctx.counters.pushes_truncated += 1;
+        }
+        let attempt: u8 = ctx.rng.gen_range(0..4);
+        let msg = TextMessage::signed(post.room_ts, attempt, prefix, &text);
+        let c = &self.clients[idx];
+        let ack = msg.ack_value(&c.key);
+        let timeout = match &c.out_path {
+            None => ctx.config.push_ack_timeout_flood_ms,
+            Some(p) => {
+                ctx.config.push_ack_timeout_direct_ms
+                    + ctx.config.push_ack_timeout_per_hop_ms * (p.hops() as u64 + 1)
+            }
+        };
+        self.send_datagram(
+            ctx,
+            idx,
+            PayloadType::TxtMsg,
+            &msg.to_vec(),
+            Priority::Push,
+            0,
+        );
+        self.clients[idx].pending = Some(PendingPush {
+            post_ts: post.room_ts,
+            ack,
+            deadline_ms: ctx.now.mono_ms + timeout,
+        });
+        ctx.counters.pushes_sent += 1;
+        self.counters.pushes_sent += 1;
+    }
+}
