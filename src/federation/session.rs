@@ -265,7 +265,11 @@ impl Session {
 
     fn on_submitted(&mut self, seq: u64, result: Result<Submitted, HubError>) {
         match result {
-            Ok(_) => self.link.committed(seq),
+            Ok(Submitted::Accepted(_)) => self.link.committed(seq),
+            Ok(Submitted::Duplicate(_)) => {
+                lock(&self.peer.figures).duplicates_in += 1;
+                self.link.committed(seq);
+            }
             Err(HubError::Invalid(why)) => {
                 // It can never be stored; acknowledging lets the peer move on.
                 tracing::warn!(peer = %self.peer.label, "federation: refused a post: {why}");
@@ -315,6 +319,9 @@ impl Session {
                 Action::Deliver(incoming) => {
                     let hub = self.shared.hub.clone();
                     let p = incoming.post;
+                    if p.origin == self.shared.hub.server_name() {
+                        lock(&self.peer.figures).echoes_in += 1;
+                    }
                     let new = NewPost {
                         id: Some(p.id),
                         room: p.room,

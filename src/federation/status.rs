@@ -73,6 +73,10 @@ pub struct PeerFigures {
     pub psk_mismatch_rooms: Vec<String>,
     pub malformed: u64,
     pub dropped_hop_limit: u64,
+    /// Posts from the peer this server already had (another route was faster).
+    pub duplicates_in: u64,
+    /// Posts from the peer that started on this very server: should stay 0 (no echo).
+    pub echoes_in: u64,
 }
 
 impl PeerFigures {
@@ -96,6 +100,8 @@ impl PeerFigures {
             psk_mismatch_rooms: Vec::new(),
             malformed: 0,
             dropped_hop_limit: 0,
+            duplicates_in: 0,
+            echoes_in: 0,
         }
     }
 
@@ -134,6 +140,8 @@ impl PeerFigures {
             "psk_mismatch_rooms": self.psk_mismatch_rooms,
             "malformed": self.malformed,
             "dropped_hop_limit": self.dropped_hop_limit,
+            "duplicates_in": self.duplicates_in,
+            "echoes_in": self.echoes_in,
         })
     }
 }
@@ -212,6 +220,12 @@ impl StatusSource for PeersSource {
                     rtt / 1000.0,
                 );
             }
+            out.counter(
+                "meshroom_peer_duplicates_in_total",
+                "Posts from the peer this server already had.",
+                &peer,
+                f.duplicates_in,
+            );
             out.counter(
                 "meshroom_peer_links_up_total",
                 "Links to the peer that completed the handshake.",
