@@ -8,6 +8,7 @@
 pub mod federation;
 pub mod http;
 pub mod locate;
+pub mod meshcore;
 pub mod radio;
 pub mod rooms;
 pub mod server;
@@ -20,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 pub use federation::{FederationConfig, PeerConfig};
 pub use http::HttpConfig;
+pub use meshcore::MeshcoreConfig;
 pub use radio::{RadioBackend, RadioConfig};
 pub use rooms::{Psk, RoomConfig};
 pub use server::ServerConfig;
@@ -50,6 +52,8 @@ pub struct Config {
     pub tun: TunConfig,
     #[serde(default)]
     pub federation: FederationConfig,
+    #[serde(default)]
+    pub meshcore: MeshcoreConfig,
 }
 
 impl Config {
@@ -74,6 +78,7 @@ impl Config {
             radio: RadioConfig::default(),
             tun: TunConfig::default(),
             federation: FederationConfig::default(),
+            meshcore: MeshcoreConfig::default(),
         }
     }
 
