@@ -1,0 +1,215 @@
+//! The simulated air: delivery after the exact time on air, half duplex, collisions and capture,
+//! channel separation, and a frame crossing between two processes.
+
+mod common;
+
+use common::*;
+use std::time::{Duration, Instant};
+use sx126x::emu::{AirConfig, ChipProfile, World};
+use sx126x::params::{Bandwidth, CodingRate, LoRaParams};
+use sx126x::Sx126x;
+
+#[test]
+fn a_frame_arrives_exactly_one_time_on_air_after_it_starts() {
+    let world = world();
+    let (a, mut tx) = radio(&world, eu_narrow());
+    let (b, mut rx) = radio(&world, eu_narrow());
+    for len in [1usize, 10, 100, 255] {
+        let frame: Vec<u8> = (0..len).map(|i| i as u8).collect();
+        tx.transmit(&frame).expect("tx");
+        let p = rx
+            .receive(Duration::from_secs(5))
+            .expect("rx")
+            .expect("frame");
+        assert_eq!(p.data, frame);
+        let sent = world.tx_log().last().cloned().expect("logged");
+        assert_eq!(sent.chip, Some(a));
+        assert_eq!(sent.time_on_air, eu_narrow().time_on_air(len));
+        assert_eq!(
+            world.dio1_rise_time(b) - sent.t0,
+            sent.time_on_air,
+            "{len} B"
+        );
+        tx.start_receive().expect("rx again");
+    }
+}
+
+#[test]
+fn a_transmitting_radio_hears_nothing() {
+    let world = world();
+    let (a, mut ra) = radio(&world, eu_narrow());
+    let (b, mut rb) = radio(&world, eu_narrow());
+    // A sends a long frame; B starts its own short frame while A's is on air.
+    let long = ra.start_transmit(&[0xAA; 200]).expect("tx a");
+    world.advance(Duration::from_millis(5));
+    rb.transmit(b"short").expect("tx b");
+    rb.start_receive().expect("b back to rx");
+    ra.finish_transmit(long).expect("tx a done");
+    ra.start_receive().expect("a back to rx");
+    assert!(
+        ra.receive(Duration::from_secs(3)).expect("rx").is_none(),
+        "A was transmitting"
+    );
+    assert!(
+        rb.receive(Duration::from_secs(3)).expect("rx").is_none(),
+        "B missed A's preamble while sending"
+    );
+    assert_eq!(world.counters(a).rx_done + world.counters(b).rx_done, 0);
+}
+
+fn collision(weaker_by_db: f32) -> (Option<Vec<u8>>, u64) {
+    let world = world();
+    let (a, mut ra) = radio(&world, eu_narrow());
+    let (b, mut rb) = radio(&world, eu_narrow());
+    let (c, mut rc) = radio(&world, eu_narrow());
+    world.set_link_loss(a, c, 100.0);
+    world.set_link_loss(b, c, 100.0 + weaker_by_db);
+    let pa = ra.start_transmit(b"from A, the stronger one").expect("a");
+    let pb = rb.start_transmit(b"from B").expect("b");
+    ra.finish_transmit(pa).expect("a done");
+    rb.finish_transmit(pb).expect("b done");
+    let got = rc
+        .receive(Duration::from_secs(3))
+        .expect("rx")
+        .map(|p| p.data);
+    let errors = rc.stats().header_errors + rc.stats().crc_errors;
+    (got, errors)
+}
+
+#[test]
+fn equal_power_collision_loses_both_frames() {
+    let (got, errors) = collision(0.0);
+    assert_eq!(got, None);
+    assert_eq!(errors, 1, "the locked frame fails its header");
+}
+
+#[test]
+fn a_much_stronger_frame_captures_the_receiver() {
+    let (got, errors) = collision(10.0);
+    assert_eq!(got.as_deref(), Some(&b"from A, the stronger one"[..]));
+    assert_eq!(errors, 0);
+}
+
+#[test]
+fn radios_on_other_channels_or_spreading_factors_hear_nothing() {
+    let world = world();
+    let (_, mut tx) = radio(&world, eu_narrow());
+    let (_, mut same) = radio(&world, eu_narrow());
+    let mut other_freq = eu_narrow();
+    other_freq.frequency_hz = 869_525_000;
+    let (_, mut off_channel) = radio(&world, other_freq);
+    let (_, mut other_sf) = radio(
+        &world,
+        LoRaParams::meshcore(869_618_000, Bandwidth::Khz62_5, 9, CodingRate::Cr4_8),
+    );
+    let (_, mut other_bw) = radio(
+        &world,
+        LoRaParams::meshcore(869_618_000, Bandwidth::Khz125, 8, CodingRate::Cr4_8),
+    );
+    tx.transmit(b"only for SF8 at 869.618").expect("tx");
+    assert!(same.receive(Duration::from_secs(2)).expect("rx").is_some());
+    for r in [&mut off_channel, &mut other_sf, &mut other_bw] {
+        assert!(r.receive(Duration::from_secs(2)).expect("rx").is_none());
+        assert_eq!(r.stats().header_errors + r.stats().crc_errors, 0);
+    }
+}
+
+#[test]
+fn a_different_coding_rate_is_still_received_because_it_travels_in_the_header() {
+    let world = world();
+    let (_, mut tx) = radio(
+        &world,
+        LoRaParams::meshcore(869_618_000, Bandwidth::Khz62_5, 8, CodingRate::Cr4_5),
+    );
+    let (_, mut rx) = radio(&world, eu_narrow());
+    tx.transmit(b"cr 4/5").expect("tx");
+    assert_eq!(
+        rx.receive(Duration::from_secs(2))
+            .expect("rx")
+            .expect("frame")
+            .data,
+        b"cr 4/5"
+    );
+}
+
+#[test]
+fn configurable_loss_drops_frames() {
+    let world = World::new_virtual(
+        7,
+        AirConfig {
+            drop_probability: 1.0,
+            ..AirConfig::default()
+        },
+    );
+    let (_, mut tx) = radio(&world, eu_narrow());
+    let (_, mut rx) = radio(&world, eu_narrow());
+    tx.transmit(b"lost").expect("tx");
+    assert!(rx.receive(Duration::from_secs(2)).expect("rx").is_none());
+}
+
+const CHILD_ENV: &str = "SX126X_AIR_CHILD_DIR";
+
+fn usa() -> LoRaParams {
+    LoRaParams::meshcore(910_525_000, Bandwidth::Khz62_5, 7, CodingRate::Cr4_5)
+}
+
+/// Runs only as the child process of `a_frame_crosses_between_two_processes`.
+#[test]
+fn cross_process_child() {
+    let Some(dir) = std::env::var_os(CHILD_ENV) else {
+        return;
+    };
+    let world = World::new_realtime(99, AirConfig::default());
+    world
+        .join_air_dir(std::path::Path::new(&dir))
+        .expect("join air");
+    let chip = world.add_chip(ChipProfile::sx1262());
+    let mut drv = Sx126x::new(
+        world.spi(chip),
+        world.lines(chip),
+        sx126x::RadioSettings::new(sx126x::ChipVariant::Sx1262, usa()),
+    );
+    drv.init().expect("init");
+    drv.transmit(b"hello from another process").expect("tx");
+}
+
+#[test]
+fn a_frame_crosses_between_two_processes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let world = World::new_realtime(1, AirConfig::default());
+    world.join_air_dir(dir.path()).expect("join air");
+    let chip = world.add_chip(ChipProfile::sx1262());
+    let mut rx = Sx126x::new(
+        world.spi(chip),
+        world.lines(chip),
+        sx126x::RadioSettings::new(sx126x::ChipVariant::Sx1262, usa()),
+    );
+    rx.init().expect("init");
+    rx.start_receive().expect("rx");
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "cross_process_child",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env(CHILD_ENV, dir.path())
+        .spawn()
+        .expect("spawn child");
+    let start = Instant::now();
+    let mut got = None;
+    while start.elapsed() < Duration::from_secs(20) && got.is_none() {
+        got = rx.receive(Duration::from_millis(100)).expect("rx");
+    }
+    let status = child.wait().expect("child");
+    assert!(status.success(), "child failed");
+    let p = got.expect("frame from the other process");
+    assert_eq!(p.data, b"hello from another process");
+    assert!(
+        p.rssi_dbm < -70.0 && p.rssi_dbm > -85.0,
+        "default 100 dB loss from 22 dBm: {}",
+        p.rssi_dbm
+    );
+    assert_eq!(world.air_errors(), 0);
+}
