@@ -203,11 +203,32 @@ fn parse_issue(text: &str, file: &str, err: &serde_saphyr::Error) -> Issue {
         .unwrap_or((1, 1));
     let raw = err.without_snippet().to_string();
     let message = humanize(strip_location(&raw));
+    let key = locate::path_at(text, line);
+    if message.starts_with("required key") {
+        // The library points past the mapping that lacks the key; name the mapping instead.
+        let parent = match key.rfind('.') {
+            Some(i) if !key.ends_with(']') => key[..i].to_string(),
+            _ if !key.ends_with(']') => String::new(),
+            _ => key,
+        };
+        let (line, column) = if parent.is_empty() {
+            (1, 1)
+        } else {
+            locate::position_of(text, &parent)
+        };
+        return Issue {
+            file: file.to_string(),
+            line,
+            column,
+            key: parent,
+            message,
+        };
+    }
     Issue {
         file: file.to_string(),
         line,
         column,
-        key: locate::path_at(text, line),
+        key,
         message,
     }
 }
@@ -245,6 +266,23 @@ fn humanize(msg: &str) -> String {
             None => {}
         }
         return out;
+    }
+    if let Some(rest) = msg.strip_prefix("unknown variant `") {
+        let (given, tail) = rest.split_once('`').unwrap_or((rest, ""));
+        let choices = tail
+            .trim_start_matches(", expected ")
+            .trim_start_matches("one of ");
+        return format!("`{given}` is not a valid choice; use one of: {choices}");
+    }
+    for (ty, range) in [
+        ("u8", "0 to 255"),
+        ("u16", "0 to 65535"),
+        ("u32", "0 to 4294967295"),
+        ("u64", "0 or more"),
+    ] {
+        if msg == format!("invalid {ty}") {
+            return format!("expected a whole number from {range}");
+        }
     }
     if let Some(rest) = msg.strip_prefix("missing field `") {
         let name = rest.split('`').next().unwrap_or(rest);
