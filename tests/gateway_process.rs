@@ -233,3 +233,40 @@ fn sigkill_in_a_burst_loses_no_acknowledged_post() {
     );
     assert!(acked.len() >= 300);
 }
+
+#[test]
+fn sighup_reloads_rooms_without_a_restart() {
+    let gw = Gateway::start("eta", ROOMS);
+    let pid = gw.pid();
+    let yaml = std::fs::read_to_string(&gw.config_path).unwrap();
+    let changed = yaml
+        .replace(
+            "description: \"everyone\"",
+            "description: \"everyone, reloaded\"",
+        )
+        .replace("max_history: 50", "max_history: 60")
+        + "  - name: Newcomer\n";
+    std::fs::write(&gw.config_path, changed).unwrap();
+    unsafe {
+        libc::kill(pid, libc::SIGHUP);
+    }
+    let mut reloaded = false;
+    for _ in 0..100 {
+        let s = gw.status();
+        if s["rooms"][0]["description"] == "everyone, reloaded" {
+            assert_eq!(s["rooms"][1]["history"]["max"], 60);
+            assert_eq!(
+                s["rooms"].as_array().unwrap().len(),
+                2,
+                "a new room needs a restart"
+            );
+            reloaded = true;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(reloaded, "SIGHUP did not reload:\n{}", gw.log());
+    assert_eq!(gw.pid(), pid);
+    let log = gw.log();
+    assert!(log.contains("Newcomer") && log.contains("restart"), "{log}");
+}
