@@ -16,11 +16,13 @@ pub mod dedup;
 pub mod engine;
 pub mod history;
 pub mod identity;
+pub mod keystore;
 pub mod message;
 pub mod packet;
 pub mod payload;
 pub(crate) mod room;
 pub mod roster;
+pub mod service;
 
 pub use advert::{Advert, AppData, NodeType};
 pub use crypto::{ChannelKey, CryptoError, SharedSecret};

@@ -1,0 +1,329 @@
+//! The MeshCore side's IO shell with a real hub (SQLite in a temp dir) and a channel in place
+//! of the radio: radio posts are committed before their ACK, host posts reach radio clients
+//! with their author shown, and a restart keeps identities, history, clocks and sync state.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshroom_gw::config;
+use meshroom_gw::gateway::SideContext;
+use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, Via};
+use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
+use meshroom_gw::meshcore::engine::{Now, Priority};
+use meshroom_gw::meshcore::identity::LocalIdentity;
+use meshroom_gw::meshcore::packet::{PacketRepr, PayloadType};
+use meshroom_gw::meshcore::payload::Payload;
+use meshroom_gw::meshcore::service::{self, RadioLink, Received, Transmitter};
+use meshroom_gw::status::StatusBoard;
+use tokio::sync::{mpsc, watch};
+
+struct ChannelRadio(mpsc::UnboundedSender<(Vec<u8>, Priority)>);
+
+impl Transmitter for ChannelRadio {
+    fn transmit(&self, frame: Vec<u8>, priority: Priority) {
+        let _ = self.0.send((frame, priority));
+    }
+}
+
+const YAML: &str = r#"
+server:
+  name: "gw-test"
+rooms:
+  - name: "Public"
+  - name: "Club"
+    psk: "club-secret"
+meshcore:
+  first_advert_delay_s: 0.0
+  push_min_age_s: 0.0
+  push_interval_s: 0.1
+  reply_delay_s: 0.0
+"#;
+
+struct Gw {
+    hub: Hub,
+    board: StatusBoard,
+    stop: watch::Sender<bool>,
+    to_gw: mpsc::Sender<Received>,
+    from_gw: mpsc::UnboundedReceiver<(Vec<u8>, Priority)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(dir: &std::path::Path) -> Gw {
+    let (mut cfg, _) = config::parse(YAML, "test.yaml").unwrap();
+    cfg.server.state_dir = dir.to_path_buf();
+    let cfg = Arc::new(cfg);
+    let hub = Hub::open(
+        &cfg.server.name,
+        dir,
+        &cfg.rooms,
+        meshroom_gw::store::writer::system_clock(),
+    )
+    .unwrap();
+    let board = StatusBoard::new(hub.clone(), cfg.clone());
+    let (stop, shutdown) = watch::channel(false);
+    let ctx = SideContext {
+        config: cfg,
+        hub: hub.clone(),
+        status: board.clone(),
+        shutdown,
+    };
+    let (to_gw, rx) = mpsc::channel(64);
+    let (out_tx, from_gw) = mpsc::unbounded_channel();
+    let handle = service::spawn(
+        &ctx,
+        RadioLink {
+            rx,
+            tx: Arc::new(ChannelRadio(out_tx)),
+        },
+    )
+    .unwrap();
+    Gw {
+        hub,
+        board,
+        stop,
+        to_gw,
+        from_gw,
+        task: handle.task,
+    }
+}
+
+fn now() -> Now {
+    Now {
+        mono_ms: START.with(|s| s.elapsed().as_millis() as u64),
+        unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32,
+    }
+}
+
+thread_local! {
+    static START: Instant = Instant::now();
+}
+
+/// Runs the air between the gateway and the companions until `done` or the timeout.
+async fn exchange(
+    gw: &mut Gw,
+    clients: &mut [Companion],
+    events: &mut [Vec<CompanionEvent>],
+    outs: Vec<(usize, Vec<Output>)>,
+    timeout: Duration,
+    done: impl Fn(&[Vec<CompanionEvent>]) -> bool,
+) -> Vec<Vec<u8>> {
+    let mut gw_frames = vec![];
+    let mut pending: Vec<(usize, Vec<Output>)> = outs;
+    let deadline = Instant::now() + timeout;
+    loop {
+        for (i, outs) in pending.drain(..) {
+            for o in outs {
+                match o {
+                    Output::Transmit(f) => {
+                        let _ = gw
+                            .to_gw
+                            .send(Received {
+                                bytes: f,
+                                rssi_dbm: -70,
+                                snr_db: 8.0,
+                                at: Instant::now(),
+                            })
+                            .await;
+                    }
+                    Output::Event(e) => events[i].push(e),
+                }
+            }
+        }
+        if done(events) || Instant::now() > deadline {
+            return gw_frames;
+        }
+        match tokio::time::timeout(Duration::from_millis(50), gw.from_gw.recv()).await {
+            Ok(Some((frame, _))) => {
+                for (i, c) in clients.iter_mut().enumerate() {
+                    let o = c.handle_frame(now(), &frame);
+                    pending.push((i, o));
+                }
+                gw_frames.push(frame);
+            }
+            Ok(None) => return gw_frames,
+            Err(_) => {
+                for (i, c) in clients.iter_mut().enumerate() {
+                    let o = c.tick(now());
+                    pending.push((i, o));
+                }
+            }
+        }
+    }
+}
+
+fn companion(seed: u8, name: &str) -> Companion {
+    Companion::new(
+        LocalIdentity::from_seed(&[seed; 32]),
+        name,
+        CompanionConfig::default(),
+        seed as u64,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_their_author() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = start(dir.path()).await;
+    let mut clients = vec![companion(1, "alice"), companion(2, "bob")];
+    let mut events = vec![vec![], vec![]];
+    // Rooms advert at start; both companions learn them.
+    exchange(
+        &mut gw,
+        &mut clients,
+        &mut events,
+        vec![],
+        Duration::from_secs(5),
+        |e| {
+            e[0].iter()
+                .filter(|x| matches!(x, CompanionEvent::RoomDiscovered { .. }))
+                .count()
+                == 2
+        },
+    )
+    .await;
+    let public = clients[0]
+        .room_by_name("Public")
+        .expect("Public advertised")
+        .key;
+    let club = clients[0]
+        .room_by_name("Club")
+        .expect("Club advertised")
+        .key;
+    assert_ne!(public.hash_byte(), club.hash_byte());
+    let outs = vec![
+        (0, clients[0].login(now(), &public, "", None).unwrap()),
+        (1, clients[1].login(now(), &public, "x", None).unwrap()),
+    ];
+    exchange(
+        &mut gw,
+        &mut clients,
+        &mut events,
+        outs,
+        Duration::from_secs(5),
+        |e| {
+            e.iter().all(|ev| {
+                ev.iter()
+                    .any(|x| matches!(x, CompanionEvent::LoggedIn { .. }))
+            })
+        },
+    )
+    .await;
+    assert_eq!(gw.hub.participants().counts("Public").radio, 2);
+
+    let (ts, o) = clients[0].post(now(), &public, "over the air").unwrap();
+    exchange(
+        &mut gw,
+        &mut clients,
+        &mut events,
+        vec![(0, o)],
+        Duration::from_secs(10),
+        |e| {
+            e[0].iter()
+                .any(|x| matches!(x, CompanionEvent::PostAcked { .. }))
+                && e[1]
+                    .iter()
+                    .any(|x| matches!(x, CompanionEvent::Pushed { .. }))
+        },
+    )
+    .await;
+    assert!(events[0].contains(&CompanionEvent::PostAcked {
+        room: public,
+        timestamp: ts
+    }));
+    let stored = gw.hub.recent("Public", 10).unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].author.kind, AuthorKind::Radio);
+    assert_eq!(stored[0].author.id, clients[0].public().to_hex());
+    assert_eq!(stored[0].author_ts, ts as u64);
+
+    // A post made on the host side.
+    gw.hub
+        .submit(NewPost {
+            id: None,
+            room: "Public".into(),
+            author: Author {
+                kind: AuthorKind::Local,
+                id: "cli".into(),
+                name: Some("carol".into()),
+            },
+            origin: None,
+            author_ts: 0,
+            text: "from the host".into(),
+            hops: 0,
+            via: Via::side(AuthorKind::Local),
+        })
+        .await
+        .unwrap();
+    exchange(&mut gw, &mut clients, &mut events, vec![], Duration::from_secs(10), |e| {
+        e.iter().all(|ev| ev.iter().any(|x| matches!(x, CompanionEvent::Pushed { text, .. } if text == "carol: from the host")))
+    })
+    .await;
+    for ev in &events {
+        assert!(ev.iter().any(
+            |x| matches!(x, CompanionEvent::Pushed { text, .. } if text == "carol: from the host")
+        ));
+    }
+    let status = gw.board.status();
+    let mc = &status["meshcore"];
+    assert_eq!(mc["counters"]["login_ok"], 2);
+    assert_eq!(mc["counters"]["posts_acked"], 1);
+    assert_eq!(mc["rooms"]["Public"]["clients"], 2);
+    assert!(mc["post_to_ack_ms"]["p50"].as_f64().is_some());
+
+    // Restart: same identity, advert clock still rising, clients remembered.
+    let advert_ts = |frames: &[Vec<u8>]| {
+        frames
+            .iter()
+            .filter_map(|f| PacketRepr::from_bytes(f).ok())
+            .filter(|p| p.payload_type == PayloadType::Advert)
+            .filter_map(|p| match Payload::parse(p.payload_type, &p.payload) {
+                Ok(Payload::Advert(a)) => Some((a.public_key, a.timestamp)),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    };
+    let _ = gw.stop.send(true);
+    let _ = gw.task.await;
+    gw.hub.flush().await;
+    let clock_before = gw
+        .hub
+        .state()
+        .get("meshcore.clock", "Public")
+        .unwrap()
+        .unwrap();
+    let Gw { hub, .. } = gw;
+    drop(hub);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut gw = start(dir.path()).await;
+    let mut fresh = vec![companion(3, "carol")];
+    let mut ev3 = vec![vec![]];
+    let frames = exchange(
+        &mut gw,
+        &mut fresh,
+        &mut ev3,
+        vec![],
+        Duration::from_secs(5),
+        |e| {
+            e[0].iter()
+                .filter(|x| matches!(x, CompanionEvent::RoomDiscovered { .. }))
+                .count()
+                == 2
+        },
+    )
+    .await;
+    let adverts = advert_ts(&frames);
+    let (_, ts_after) = adverts
+        .iter()
+        .find(|(k, _)| *k == public)
+        .expect("same Public key after restart");
+    assert!(*ts_after > u32::from_le_bytes(clock_before.try_into().unwrap()));
+    assert_eq!(
+        gw.board.status()["meshcore"]["rooms"]["Public"]["clients"],
+        2
+    );
+    assert_eq!(gw.hub.recent("Public", 10).unwrap().len(), 2);
+    let _ = gw.stop.send(true);
+}
