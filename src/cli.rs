@@ -1,4 +1,4 @@
-//! The `meshroom-gw` command line: `run`, `status`, `check-config`, `configfile`, `post`.
+//! The `meshroom-gw` command line: `run`, `status`, `check-config`, `configfile`, `post`, `tail`.
 
 use std::path::{Path, PathBuf};
 
@@ -59,6 +59,16 @@ pub enum Command {
         url: Option<String>,
         /// The message.
         text: String,
+    },
+    /// Print a room's posts as they pass on the host: joins the room's multicast group on the
+    /// TUN device (opening a private room's seal with the PSK from the configuration).
+    Tail {
+        /// Room name.
+        #[arg(long)]
+        room: String,
+        /// Print each post as its JSON line.
+        #[arg(long)]
+        json: bool,
     },
 }
 

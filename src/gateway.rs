@@ -78,7 +78,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         status: board.clone(),
         shutdown: stop_rx.clone(),
     };
-    start_sides(&ctx).await?;
+    let sides = start_sides(&ctx).await?;
     let federation_route = crate::federation::spawn(&ctx)?;
 
     let status_allow = Arc::new(RwLock::new(config.http.status_allow.clone()));
@@ -103,6 +103,10 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = server.await;
+        // Sides that clean up after themselves (the TUN side removes its route and address).
+        for side in sides {
+            let _ = side.await;
+        }
     })
     .await;
     hub.flush().await;
@@ -110,18 +114,17 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Starts the radio, TUN and federation sides as the configuration asks.
-async fn start_sides(ctx: &SideContext) -> anyhow::Result<()> {
+/// Starts the radio, TUN and federation sides as the configuration asks. Returns the tasks to
+/// await at shutdown.
+async fn start_sides(ctx: &SideContext) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    let mut sides = Vec::new();
     ctx.status.absent(
         "radio",
         json!({"backend": "none", "state": "not running", "reason": "this build has no radio side yet"}),
     );
     tracing::warn!("running without a radio: this build has no radio side yet");
-    ctx.status.absent(
-        "tun",
-        json!({"state": "not running", "reason": "this build has no TUN side yet"}),
-    );
-    Ok(())
+    sides.extend(crate::tun::spawn(ctx.clone()).await?);
+    Ok(sides)
 }
 
 async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {

@@ -46,6 +46,9 @@ fn main() {
                         url,
                         text,
                     } => report(cli::post(room, author, url, text, config_path).await),
+                    Command::Tail { room, json } => {
+                        report(meshroom_gw::tun::tail::run(config_path, &room, json).await)
+                    }
                     Command::CheckConfig | Command::Configfile => 0,
                 }
             })

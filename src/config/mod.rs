@@ -461,8 +461,9 @@ fn validate(config: &Config, report: &mut Report<'_>) {
             "is empty: nobody, not even this host, can read /status and /metrics",
         );
     }
-    if config.tun.port == 0 {
-        report.error("tun.port".into(), "port 0 is not a usable UDP port");
+    // The TUN section, and the rooms' groups and ports (two rooms on one group is an error).
+    for (key, message) in config.tun.check(&config.rooms) {
+        report.error(key, message);
     }
 }
 

@@ -72,7 +72,7 @@ impl Bridge {
         let parsed = match packet::parse(bytes) {
             Ok(p) => p,
             Err(reason) => {
-                counters.drop(reason);
+                counters.count_drop(reason);
                 return FromDevice::Nothing;
             }
         };
@@ -81,7 +81,7 @@ impl Bridge {
                 match self.datagram_to_post(src, dst, payload, now) {
                     Ok(post) => FromDevice::Post(post),
                     Err(reason) => {
-                        counters.drop(reason);
+                        counters.count_drop(reason);
                         FromDevice::Nothing
                     }
                 }

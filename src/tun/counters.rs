@@ -96,7 +96,7 @@ pub struct Counters {
 }
 
 impl Counters {
-    pub fn drop(&self, reason: DropReason) {
+    pub fn count_drop(&self, reason: DropReason) {
         if let Some(c) = self.dropped.get(reason.index()) {
             c.fetch_add(1, Ordering::Relaxed);
         }
@@ -130,7 +130,7 @@ mod tests {
         let c = Counters::default();
         for (i, r) in DropReason::ALL.iter().enumerate() {
             for _ in 0..=i {
-                c.drop(*r);
+                c.count_drop(*r);
             }
         }
         for (i, r) in DropReason::ALL.iter().enumerate() {

@@ -10,12 +10,21 @@
 //! - `proc_igmp`: per-group socket counts from `/proc/net/igmp`.
 //! - `membership`: the rooms' host-side listeners from both of the above.
 //! - `bridge`: packets ↔ posts, with drop counting (`counters`).
+//! - `device`: the TUN device and its address and route (rtnetlink).
+//! - `side`: the IO shell that runs all of the above in the gateway; `status`: its `/status`.
+//! - `tail`: the `meshroom-gw tail` command.
 pub mod bridge;
 pub mod counters;
 pub mod datagram;
+pub mod device;
 pub mod group;
 pub mod igmp;
 pub mod membership;
 pub mod packet;
 pub mod proc_igmp;
 pub mod seal;
+pub mod side;
+pub mod status;
+pub mod tail;
+
+pub use side::spawn;

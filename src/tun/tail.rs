@@ -1,0 +1,194 @@
+//! `meshroom-gw tail --room NAME`: print a room's posts as they pass on the host.
+//!
+//! It joins the room's group on the TUN device like any host program would (so it shows up as
+//! one of the room's `ip` clients), and for a private room opens the seal with the PSK from the
+//! configuration. Datagrams that other host programs send to the group reach it directly
+//! through the kernel's multicast loopback; they are printed as `ip:port: text`.
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::Path;
+
+use anyhow::{bail, Context};
+use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
+
+use crate::config;
+use crate::tun::datagram::{decode_post, WirePost};
+use crate::tun::seal::SealKey;
+
+/// A UDP socket bound to `group:port` (so it hears that group only, not every group on the
+/// port) and joined to the group on the interface that has `interface` as its address.
+/// `SO_REUSEADDR` lets several listeners share the group.
+pub fn join_group(group: Ipv4Addr, port: u16, interface: Ipv4Addr) -> std::io::Result<UdpSocket> {
+    let fd = socket::socket(
+        AddressFamily::Inet,
+        SockType::Datagram,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )?;
+    socket::setsockopt(&fd, sockopt::ReuseAddr, &true)?;
+    socket::bind(
+        fd.as_raw_fd(),
+        &SockaddrIn::from(SocketAddrV4::new(group, port)),
+    )?;
+    let socket = UdpSocket::from(fd);
+    socket.join_multicast_v4(&group, &interface)?;
+    Ok(socket)
+}
+
+/// One line for a human: `[room_ts UTC] name (kind): text`.
+pub fn format_post(post: &WirePost) -> String {
+    let who = post.author.name.as_deref().unwrap_or(&post.author.id);
+    format!(
+        "[{}] {} ({}): {}",
+        utc(post.room_ts),
+        who,
+        post.author.kind,
+        post.text
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS` of Unix seconds (proleptic Gregorian, UTC).
+pub fn utc(unix: u64) -> String {
+    let days = (unix / 86_400) as i64;
+    let secs = unix % 86_400;
+    // Days to civil date (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+pub async fn run(config_path: Option<&Path>, room: &str, json: bool) -> anyhow::Result<()> {
+    let loaded = config::resolve(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = loaded.config;
+    let Some(room_cfg) = config.room(room) else {
+        let names: Vec<&str> = config.rooms.iter().map(|r| r.name.as_str()).collect();
+        bail!(
+            "{} has no room named `{room}` (rooms: {})",
+            loaded.source,
+            names.join(", ")
+        );
+    };
+    let endpoints = config
+        .tun
+        .room_endpoints(&config.rooms)
+        .context("placing rooms on multicast groups")?;
+    let Some(endpoint) = endpoints.iter().find(|e| e.room == room_cfg.name) else {
+        bail!("room `{room}` has no multicast group");
+    };
+    let seal = room_cfg
+        .is_private()
+        .then(|| SealKey::derive(room_cfg.psk.expose(), &room_cfg.name));
+    let socket = join_group(endpoint.group, endpoint.port, config.tun.address.addr())
+        .with_context(|| {
+            format!(
+                "cannot join {}:{} on {} (is the gateway running with its TUN device?)",
+                endpoint.group, endpoint.port, config.tun.device
+            )
+        })?;
+    socket.set_nonblocking(true)?;
+    let socket = tokio::net::UdpSocket::from_std(socket)?;
+    eprintln!(
+        "tail: room `{}` on {}:{} ({}); Ctrl-C to stop",
+        endpoint.room,
+        endpoint.group,
+        endpoint.port,
+        if seal.is_some() {
+            "private, sealed"
+        } else {
+            "public"
+        }
+    );
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let (n, from) = tokio::select! {
+            r = socket.recv_from(&mut buf) => r.context("receiving")?,
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        };
+        let Some(payload) = buf.get(..n) else {
+            continue;
+        };
+        let opened;
+        let plain = match &seal {
+            Some(key) => match key.open(payload) {
+                Ok(p) => {
+                    opened = p;
+                    &opened[..]
+                }
+                Err(reason) => {
+                    eprintln!("tail: {from}: datagram dropped ({})", reason.as_str());
+                    continue;
+                }
+            },
+            None => payload,
+        };
+        println!("{}", render(plain, from, json));
+    }
+}
+
+fn render(plain: &[u8], from: SocketAddr, json: bool) -> String {
+    match decode_post(plain) {
+        Some(post) if json => serde_json::to_string(&post).unwrap_or_default(),
+        Some(post) => format_post(&post),
+        None => {
+            let text = String::from_utf8_lossy(plain);
+            let text = text.trim_end_matches(['\n', '\r']);
+            if json {
+                serde_json::json!({"from": from.to_string(), "raw": text}).to_string()
+            } else {
+                format!("{from}: {text}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::{AuthorKind, PostId};
+    use crate::tun::datagram::WireAuthor;
+
+    #[test]
+    fn utc_formatting() {
+        assert_eq!(utc(0), "1970-01-01 00:00:00");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
+        assert_eq!(utc(1_764_000_000), "2025-11-24 16:00:00");
+    }
+
+    #[test]
+    fn posts_render_for_people_and_scripts() {
+        let post = WirePost {
+            room: "general".into(),
+            id: PostId([0; 16]),
+            author: WireAuthor {
+                kind: AuthorKind::Radio,
+                id: "ab12".into(),
+                name: Some("alice".into()),
+            },
+            origin: "gw".into(),
+            author_ts: 0,
+            room_ts: 0,
+            text: "hi".into(),
+        };
+        let line = serde_json::to_vec(&post).unwrap();
+        let from: SocketAddr = "10.77.0.2:7077".parse().unwrap();
+        assert_eq!(
+            render(&line, from, false),
+            "[1970-01-01 00:00:00] alice (radio): hi"
+        );
+        assert!(render(&line, from, true).starts_with("{\"room\":\"general\""));
+        assert_eq!(render(b"plain\n", from, false), "10.77.0.2:7077: plain");
+    }
+}
