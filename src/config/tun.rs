@@ -198,11 +198,14 @@ impl TunConfig {
         }
         if let Err(e) = self.room_endpoints(rooms) {
             let room = match &e {
-                GroupError::Clash { second, .. } => Some(second),
-                GroupError::OutsideRange { room, .. } | GroupError::PortZero { room } => Some(room),
+                GroupError::Clash { second, .. } => second,
+                GroupError::OutsideRange { room, .. } => room,
+                // The rooms' own check already says this, at `rooms[i].port`.
+                GroupError::PortZero { .. } => return out,
             };
-            let key = room
-                .and_then(|name| rooms.iter().position(|r| &r.name == name))
+            let key = rooms
+                .iter()
+                .position(|r| &r.name == room)
                 .map_or_else(|| "rooms".to_string(), |i| format!("rooms[{i}].group"));
             err(&key, e.to_string());
         }

@@ -1,0 +1,198 @@
+//! Rooms as multicast groups on a real TUN device, in a network namespace of the test's own:
+//! host sockets counted as a room's `ip` clients, posts out as JSON datagrams, datagrams in as
+//! posts, and nothing left behind when the gateway stops.
+
+mod common;
+mod tun_support;
+
+use std::time::Duration;
+
+use serde_json::Value;
+use tun_support::*;
+
+const ROOMS: &str = "rooms:\n  - name: \"general\"\n  - name: \"ops\"\ntun:\n  enabled: on\n";
+
+#[test]
+fn joined_sockets_are_the_rooms_ip_clients() {
+    if !can_run("joined_sockets_are_the_rooms_ip_clients") {
+        return;
+    }
+    let ns = Netns::new("members");
+    let name = ns.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    ns.run(move || {
+        let gw = tun_gateway_in(&name, &dir_path, ROOMS);
+        let (group, port) = room_group(&gw, "general");
+        assert_eq!(ip_clients(&gw, "general"), 0);
+
+        let first = join(group, port);
+        assert!(
+            wait_until(Duration::from_secs(2), || ip_clients(&gw, "general") == 1),
+            "one joined socket must show as one ip client within 2 s: {}",
+            gw.status()
+        );
+        assert_eq!(ip_clients(&gw, "ops"), 0, "only in its own room");
+
+        let second = join(group, port);
+        assert!(
+            wait_until(Duration::from_secs(2), || ip_clients(&gw, "general") == 2),
+            "two sockets count two: {}",
+            gw.status()
+        );
+
+        drop(first);
+        assert!(
+            wait_until(Duration::from_secs(2), || ip_clients(&gw, "general") == 1),
+            "a socket that leaves is gone within 2 s"
+        );
+        drop(second);
+        assert!(
+            wait_until(Duration::from_secs(2), || ip_clients(&gw, "general") == 0),
+            "the last socket leaving empties the room"
+        );
+        assert!(
+            gw.status()["tun"]["igmp_in"].as_u64().unwrap() > 0,
+            "IGMP reports were read"
+        );
+    });
+}
+
+#[test]
+fn a_post_from_another_side_reaches_joined_sockets_of_its_room_only() {
+    if !can_run("a_post_from_another_side_reaches_joined_sockets_of_its_room_only") {
+        return;
+    }
+    let ns = Netns::new("out");
+    let name = ns.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    ns.run(move || {
+        let gw = tun_gateway_in(&name, &dir_path, ROOMS);
+        let (g_general, port) = room_group(&gw, "general");
+        let (g_ops, ops_port) = room_group(&gw, "ops");
+        let general = join(g_general, port);
+        let ops = join(g_ops, ops_port);
+
+        let id = gw.post("general", "alice", "hello from http");
+        let bytes = recv_one(&general, Duration::from_secs(3)).expect("datagram in general");
+        let text = std::str::from_utf8(&bytes).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "one JSON line: {text:?}");
+        let json: Value = serde_json::from_str(text.trim_end()).unwrap();
+        assert_eq!(json["room"], "general");
+        assert_eq!(json["id"], id);
+        assert_eq!(json["text"], "hello from http");
+        assert_eq!(json["author"]["kind"], "local");
+        assert_eq!(json["author"]["name"], "alice");
+        assert!(json["room_ts"].as_u64().unwrap() > 0);
+        assert!(json["author_ts"].as_u64().unwrap() > 0);
+
+        assert_eq!(
+            recv_one(&ops, Duration::from_millis(700)),
+            None,
+            "ops must not hear general"
+        );
+        gw.post("ops", "bob", "ops only");
+        let bytes = recv_one(&ops, Duration::from_secs(3)).expect("datagram in ops");
+        let json: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(json["text"], "ops only");
+        assert_eq!(
+            recv_one(&general, Duration::from_millis(700)),
+            None,
+            "general must not hear ops"
+        );
+        assert!(gw.status()["tun"]["datagrams_out"].as_u64().unwrap() >= 2);
+    });
+}
+
+#[test]
+fn a_datagram_to_the_group_becomes_a_post_by_its_sender() {
+    if !can_run("a_datagram_to_the_group_becomes_a_post_by_its_sender") {
+        return;
+    }
+    let ns = Netns::new("in");
+    let name = ns.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    ns.run(move || {
+        let gw = tun_gateway_in(&name, &dir_path, ROOMS);
+        let (group, port) = room_group(&gw, "general");
+        let tx = sender();
+        let from = tx.local_addr().unwrap().port();
+        tx.send_to(b"plain hello\n", (group, port)).unwrap();
+        assert!(
+            wait_until(Duration::from_secs(3), || !gw
+                .history("general", 10)
+                .is_empty()),
+            "datagram did not become a post: {}\n{}",
+            gw.status()["tun"],
+            gw.log()
+        );
+        let post = gw.history("general", 10).pop().unwrap();
+        assert_eq!(post["text"], "plain hello");
+        assert_eq!(post["author"]["kind"], "ip");
+        assert_eq!(post["author"]["id"], format!("10.77.0.1:{from}"));
+        assert!(post["author"].get("name").is_none_or(|n| n.is_null()));
+
+        tx.send_to(
+            br#"{"text":"named hello","author":{"name":"carol"}}"#,
+            (group, port),
+        )
+        .unwrap();
+        assert!(wait_until(Duration::from_secs(3), || gw
+            .history("general", 10)
+            .len()
+            == 2));
+        let post = gw.history("general", 10).pop().unwrap();
+        assert_eq!(post["text"], "named hello");
+        assert_eq!(post["author"]["name"], "carol");
+        assert!(gw.history("ops", 10).is_empty(), "only its own room");
+
+        // Malformed and non-UTF-8 datagrams change nothing and are counted.
+        tx.send_to(&[0xff, 0xfe, 0xfd], (group, port)).unwrap();
+        tx.send_to(b"{\"text\": ", (group, port)).unwrap();
+        assert!(wait_until(Duration::from_secs(2), || dropped(
+            &gw, "not_utf8"
+        ) == 1
+            && dropped(&gw, "malformed") == 1));
+        assert_eq!(gw.history("general", 10).len(), 2);
+        assert_eq!(gw.status()["tun"]["datagrams_in"], 2);
+    });
+}
+
+#[test]
+fn device_address_and_route_are_gone_after_the_gateway_stops() {
+    if !can_run("device_address_and_route_are_gone_after_the_gateway_stops") {
+        return;
+    }
+    let ns = Netns::new("cleanup");
+    let name = ns.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let mut gw = ns.run(move || tun_gateway_in(&name, &dir_path, ROOMS));
+    let link = ns.ip(&["link", "show", "meshroom0"]);
+    assert!(link.contains("meshroom0") && link.contains("UP"), "{link}");
+    assert!(ns.ip(&["-4", "addr", "show"]).contains("10.77.0.1/24"));
+    assert!(ns
+        .ip(&["route", "show"])
+        .contains("239.77.0.0/16 dev meshroom0"));
+    if std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        let off = ns.ip(&["-6", "addr", "show", "dev", "meshroom0"]);
+        assert!(
+            !off.contains("inet6"),
+            "IPv6 must be off on the device: {off}"
+        );
+    }
+
+    let (status, _) = gw.terminate().expect("gateway was running");
+    assert!(status.success(), "clean exit: {status}\n{}", gw.log());
+    let link = ns.ip(&["link", "show", "meshroom0"]);
+    assert!(!link.contains("meshroom0:"), "device still there: {link}");
+    assert!(!ns.ip(&["-4", "addr", "show"]).contains("10.77.0.1"));
+    assert!(!ns.ip(&["route", "show"]).contains("239.77"));
+    assert!(
+        gw.log().contains("device, address and route removed"),
+        "{}",
+        gw.log()
+    );
+}

@@ -1,0 +1,64 @@
+//! Without CAP_NET_ADMIN the gateway runs without its TUN side and says so, once, in its log and
+//! in `/status`.
+
+mod common;
+mod tun_support;
+
+use std::process::Command;
+
+use tun_support::*;
+
+#[test]
+fn without_cap_net_admin_the_gateway_runs_without_the_tun_side() {
+    if !can_run("without_cap_net_admin_the_gateway_runs_without_the_tun_side") {
+        return;
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("setpriv (util-linux) is needed under CI=true");
+        }
+        eprintln!("\n*** SKIPPED without_cap_net_admin…: setpriv (util-linux) is missing ***\n");
+        return;
+    }
+    let ns = Netns::new("nocap");
+    let name = ns.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    ns.run(move || {
+        let mut gw = common::Gateway::configure(
+            "tun-nocap",
+            &dir_path,
+            common::free_port(),
+            "rooms:\n  - name: \"general\"\ntun:\n  enabled: auto\n",
+            &[
+                "ip",
+                "netns",
+                "exec",
+                &name,
+                "setpriv",
+                "--bounding-set",
+                "-net_admin",
+                "--inh-caps",
+                "-net_admin",
+                "--",
+            ],
+        );
+        gw.spawn();
+        let tun = &gw.status()["tun"];
+        assert_eq!(tun["state"], "unavailable", "{tun}");
+        assert!(
+            tun["reason"].as_str().unwrap().contains("CAP_NET_ADMIN"),
+            "{tun}"
+        );
+        assert_eq!(tun["device"], "meshroom0");
+        // The rest of the gateway works.
+        gw.post("general", "alice", "still here");
+        assert_eq!(gw.history("general", 10).len(), 1);
+        let log = gw.log();
+        assert_eq!(
+            log.matches("running without the TUN side").count(),
+            1,
+            "said once in the log:\n{log}"
+        );
+    });
+}
