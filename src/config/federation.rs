@@ -133,7 +133,9 @@ fn default_backoff_max_s() -> f64 {
     60.0
 }
 fn default_window() -> u16 {
-    256
+    // Deep enough that a link is not stop-and-wait on the peer's fsync; bounded so a peer's
+    // in-flight posts stay a few MB at most (window x 4 KiB texts).
+    1024
 }
 fn default_live_queue() -> usize {
     1024

@@ -82,11 +82,20 @@ impl Peer {
         true
     }
 
-    pub fn unregister(&self, id: u64) {
+    /// Ends `id`'s turn as the peer's link. Returns `false` when another link had already
+    /// taken over (then the figures and participants are that link's, not ours to clear).
+    pub fn unregister(&self, id: u64) -> bool {
         let mut active = lock(&self.active);
         if active.as_ref().is_some_and(|a| a.id == id) {
             *active = None;
+            true
+        } else {
+            false
         }
+    }
+
+    pub fn is_active(&self, id: u64) -> bool {
+        lock(&self.active).as_ref().is_some_and(|a| a.id == id)
     }
 
     pub fn has_link(&self) -> bool {

@@ -457,6 +457,7 @@ impl Session {
 
     fn update_figures(&mut self) {
         let s = self.link.stats().clone();
+        let active = self.registered && self.peer.is_active(self.link_id);
         let mut f = lock(&self.peer.figures);
         f.posts_in += s.posts_in - self.seen_in;
         f.posts_out += s.posts_out - self.seen_out;
@@ -464,7 +465,7 @@ impl Session {
         self.seen_in = s.posts_in;
         self.seen_out = s.posts_out;
         self.seen_hop = s.dropped_hop_limit;
-        if self.registered {
+        if active {
             f.rtt_ms = s.rtt.map(|d| d.as_secs_f64() * 1000.0);
         }
     }
@@ -483,7 +484,7 @@ impl Session {
         drop(self.out_tx);
         let _ = tokio::time::timeout(Duration::from_secs(1), self.writer).await;
         self.cursors.finish().await;
-        if self.registered {
+        if self.registered && self.peer.unregister(self.link_id) {
             if let Some(up) = &self.up {
                 for room in &up.rooms.shared {
                     self.shared
@@ -492,7 +493,6 @@ impl Session {
                         .leave(room, AuthorKind::Peer, &self.peer.label);
                 }
             }
-            self.peer.unregister(self.link_id);
             let mut f = lock(&self.peer.figures);
             f.shared_rooms.clear();
             f.rtt_ms = None;
