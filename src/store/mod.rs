@@ -30,6 +30,8 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    #[error("the post could not be committed: {0}")]
+    Commit(String),
     #[error("database error: {0}")]
     Sqlite(#[from] rusqlite::Error),
     #[error("the store has shut down")]

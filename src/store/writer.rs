@@ -240,10 +240,7 @@ impl State {
                 tracing::error!("store commit failed: {e}");
                 let msg = e.to_string();
                 for p in pending {
-                    let err = || StoreError::Unreadable {
-                        path: "meshroom.db".into(),
-                        reason: msg.clone(),
-                    };
+                    let err = || StoreError::Commit(msg.clone());
                     match p {
                         Pending::Post(reply, _) => {
                             let _ = reply.send(Err(err()));
