@@ -9,6 +9,7 @@
 //! - [`gateway`]: starts everything, handles signals, stops everything.
 //! - [`cli`]: the `meshroom-gw` command line.
 //! - [`meshcore`]: the MeshCore protocol core and room-server engine (radio side).
+//! - [`radio`]: the LoRa radio (SX126x hardware or the simulated air), airtime and TX scheduling.
 //! - [`tun`]: rooms as multicast groups on a TUN device (host side).
 //! - [`federation`]: Noise-tunnel links to peer servers.
 pub mod cli;
@@ -18,6 +19,7 @@ pub mod gateway;
 pub mod http;
 pub mod hub;
 pub mod meshcore;
+pub mod radio;
 pub mod status;
 pub mod store;
 pub mod tun;

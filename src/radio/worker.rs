@@ -1,0 +1,237 @@
+//! The radio thread: owns the driver, feeds received frames to subscribers, sends queued frames
+//! when the scheduler allows (with CAD first), and answers every driver fault with reset +
+//! re-initialisation (with backoff) so the gateway keeps running.
+//!
+//! A blocking thread rather than a tokio task: the driver serialises commands behind BUSY and
+//! waits on DIO1 with `poll()`, which is what a dedicated thread does best. It wakes at least
+//! every 20 ms to look at the transmit queue.
+
+use super::airtime::DutyCycle;
+use super::scheduler::{Next, TxQueue};
+use super::RxFrame;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use sx126x::params::LoRaParams;
+use sx126x::{BoardLines, DriverError, DriverStats, SpiTransfer, Sx126x};
+use tokio::sync::broadcast;
+
+/// Longest the thread sleeps in a receive wait before looking at the queue again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// What the thread reports for /status.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub state: &'static str,
+    pub driver: DriverStats,
+    pub last_rssi_dbm: Option<f32>,
+    pub last_snr_db: Option<f32>,
+    pub last_error: Option<String>,
+    /// Frames lost because the chip failed while sending them.
+    pub tx_failed: u64,
+}
+
+/// State shared between the handle, the status source and the thread.
+pub struct Shared {
+    pub queue: Mutex<TxQueue>,
+    pub duty: Mutex<DutyCycle>,
+    pub snapshot: Mutex<Snapshot>,
+    pub stop: AtomicBool,
+    pub rx: broadcast::Sender<Arc<RxFrame>>,
+    pub rng: Mutex<StdRng>,
+    pub lora: LoRaParams,
+    pub listen_before_talk: bool,
+}
+
+pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    pub fn new(lora: LoRaParams, duty: DutyCycle, queue: usize, listen_before_talk: bool) -> Arc<Shared> {
+        let (rx, _) = broadcast::channel(256);
+        Arc::new(Shared {
+            queue: Mutex::new(TxQueue::new(queue)),
+            duty: Mutex::new(duty),
+            snapshot: Mutex::new(Snapshot {
+                state: "starting",
+                ..Snapshot::default()
+            }),
+            stop: AtomicBool::new(false),
+            rx,
+            rng: Mutex::new(StdRng::from_entropy()),
+            lora,
+            listen_before_talk,
+        })
+    }
+
+    fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    fn set_state(&self, state: &'static str, error: Option<String>) {
+        let mut s = lock(&self.snapshot);
+        s.state = state;
+        if error.is_some() {
+            s.last_error = error;
+        }
+    }
+}
+
+/// Starts the thread.
+pub fn start<S, L>(drv: Sx126x<S, L>, shared: Arc<Shared>, name: &str) -> std::io::Result<std::thread::JoinHandle<()>>
+where
+    S: SpiTransfer + Send + 'static,
+    L: BoardLines + Send + 'static,
+{
+    std::thread::Builder::new()
+        .name(format!("radio-{name}"))
+        .spawn(move || run(drv, &shared))
+}
+
+fn sleep_unless_stopped(shared: &Shared, d: Duration) {
+    let end = Instant::now() + d;
+    while !shared.stopped() && Instant::now() < end {
+        std::thread::sleep(POLL.min(end.saturating_duration_since(Instant::now())));
+    }
+}
+
+/// Brings the chip (back) up, retrying with backoff until it works or the gateway stops.
+fn bring_up<S: SpiTransfer, L: BoardLines>(drv: &mut Sx126x<S, L>, shared: &Shared, first: bool) -> bool {
+    let mut backoff = Duration::from_millis(500);
+    let mut attempt_first = first;
+    loop {
+        if shared.stopped() {
+            return false;
+        }
+        let r = if attempt_first {
+            drv.init().and_then(|()| drv.start_receive())
+        } else {
+            drv.recover()
+        };
+        attempt_first = false;
+        match r {
+            Ok(()) => {
+                shared.set_state("receiving", None);
+                return true;
+            }
+            Err(e) => {
+                let text = sx126x::probe::explain_driver_error(&e);
+                tracing::error!("radio: {text}; retrying in {backoff:?}");
+                shared.set_state("error", Some(text));
+                publish_stats(drv, shared);
+                sleep_unless_stopped(shared, backoff);
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    }
+}
+
+fn publish_stats<S: SpiTransfer, L: BoardLines>(drv: &Sx126x<S, L>, shared: &Shared) {
+    lock(&shared.snapshot).driver = drv.stats().clone();
+}
+
+fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
+    if !bring_up(&mut drv, shared, true) {
+        return;
+    }
+    let lora = shared.lora;
+    while !shared.stopped() {
+        let now = Instant::now();
+        let next = {
+            let mut q = lock(&shared.queue);
+            let mut d = lock(&shared.duty);
+            q.next(now, &mut d, |n| lora.time_on_air(n), shared.listen_before_talk)
+        };
+        let wait = match next {
+            Next::Send {
+                frame,
+                prio,
+                listen,
+                busy_since,
+            } => {
+                if let Err(e) = send(&mut drv, shared, frame, prio, listen, busy_since) {
+                    fault(&mut drv, shared, e);
+                }
+                publish_stats(&drv, shared);
+                continue;
+            }
+            Next::WaitUntil(t) => t.saturating_duration_since(now).clamp(Duration::from_millis(1), POLL),
+            Next::Idle => POLL,
+        };
+        match drv.receive(wait) {
+            Ok(Some(p)) => {
+                {
+                    let mut s = lock(&shared.snapshot);
+                    s.last_rssi_dbm = Some(p.rssi_dbm);
+                    s.last_snr_db = Some(p.snr_db);
+                }
+                let frame = RxFrame {
+                    bytes: p.data,
+                    rssi_dbm: p.rssi_dbm,
+                    snr_db: p.snr_db,
+                    received_at: p.irq_seen,
+                };
+                // No subscriber is not an error: the frame is simply not wanted.
+                let _ = shared.rx.send(Arc::new(frame));
+                publish_stats(&drv, shared);
+            }
+            Ok(None) => {}
+            Err(e) => {
+                fault(&mut drv, shared, e);
+                publish_stats(&drv, shared);
+            }
+        }
+    }
+    shared.set_state("stopped", None);
+}
+
+fn send<S: SpiTransfer, L: BoardLines>(
+    drv: &mut Sx126x<S, L>,
+    shared: &Shared,
+    frame: Vec<u8>,
+    prio: super::TxPriority,
+    listen: bool,
+    busy_since: Option<Instant>,
+) -> Result<(), DriverError> {
+    if listen {
+        let busy = drv.channel_busy();
+        let busy = match busy {
+            Ok(b) => b,
+            Err(e) => {
+                // Put the frame back; the fault handler resets the chip.
+                let mut rng = lock(&shared.rng);
+                lock(&shared.queue).channel_busy(frame, prio, busy_since, Instant::now(), Duration::ZERO, &mut *rng);
+                return Err(e);
+            }
+        };
+        if busy {
+            let mut rng = lock(&shared.rng);
+            let toa = shared.lora.time_on_air(frame.len());
+            lock(&shared.queue).channel_busy(frame, prio, busy_since, Instant::now(), toa, &mut *rng);
+            return drv.start_receive();
+        }
+    }
+    shared.set_state("transmitting", None);
+    match drv.transmit(&frame) {
+        Ok(toa) => {
+            lock(&shared.duty).record(Instant::now(), toa);
+        }
+        Err(e) => {
+            lock(&shared.snapshot).tx_failed += 1;
+            return Err(e);
+        }
+    }
+    drv.start_receive()?;
+    shared.set_state("receiving", None);
+    Ok(())
+}
+
+fn fault<S: SpiTransfer, L: BoardLines>(drv: &mut Sx126x<S, L>, shared: &Shared, e: DriverError) {
+    let text = sx126x::probe::explain_driver_error(&e);
+    tracing::warn!("radio fault: {text}; resetting the chip");
+    shared.set_state("recovering", Some(text));
+    bring_up(drv, shared, false);
+}
