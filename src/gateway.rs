@@ -118,11 +118,19 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
 /// await at shutdown.
 async fn start_sides(ctx: &SideContext) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut sides = Vec::new();
-    ctx.status.absent(
-        "radio",
-        json!({"backend": "none", "state": "not running", "reason": "this build has no radio side yet"}),
-    );
-    tracing::warn!("running without a radio: this build has no radio side yet");
+    // A radio that cannot start (permissions, wiring) must not take the rooms down with it:
+    // the reason goes to the log and to /status.
+    let _radio = match crate::radio::spawn(ctx).await {
+        Ok(radio) => radio,
+        Err(e) => {
+            tracing::error!("radio not started: {e:#}");
+            ctx.status.absent(
+                "radio",
+                json!({"backend": ctx.config.radio.backend, "state": "not running", "reason": format!("{e:#}")}),
+            );
+            None
+        }
+    };
     sides.extend(crate::tun::spawn(ctx.clone()).await?);
     Ok(sides)
 }

@@ -16,6 +16,7 @@ fn main() {
     let config_path = cli.config.as_deref();
     let code = match cli.command {
         Command::CheckConfig => cli::check_config(config_path),
+        Command::Radio { action } => cli::radio(action, config_path),
         Command::Configfile => {
             print!("{}", config::TEMPLATE);
             0
@@ -49,7 +50,7 @@ fn main() {
                     Command::Tail { room, json } => {
                         report(meshroom_gw::tun::tail::run(config_path, &room, json).await)
                     }
-                    Command::CheckConfig | Command::Configfile => 0,
+                    Command::CheckConfig | Command::Configfile | Command::Radio { .. } => 0,
                 }
             })
         }

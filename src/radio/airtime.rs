@@ -113,8 +113,14 @@ mod tests {
         assert_eq!(dc.used(now), Duration::from_secs(5));
         assert_eq!(dc.wait_for(now, Duration::from_millis(900)), None);
         // 2 s do not fit until the first second has left the window (ended at t0+1 s).
-        assert_eq!(dc.wait_for(now, Duration::from_secs(2)), Some(t0 + Duration::from_secs(61)));
-        assert_eq!(dc.remaining(t0 + Duration::from_secs(62)), Duration::from_secs(2));
+        assert_eq!(
+            dc.wait_for(now, Duration::from_secs(2)),
+            Some(t0 + Duration::from_secs(61))
+        );
+        assert_eq!(
+            dc.remaining(t0 + Duration::from_secs(62)),
+            Duration::from_secs(2)
+        );
         assert_eq!(dc.total(), Duration::from_secs(5));
     }
 

@@ -63,7 +63,10 @@ pub struct RadioHandle {
 impl RadioHandle {
     fn new(shared: Arc<Shared>, stop_on_drop: bool) -> Self {
         RadioHandle {
-            inner: Arc::new(Inner { shared, stop_on_drop }),
+            inner: Arc::new(Inner {
+                shared,
+                stop_on_drop,
+            }),
         }
     }
 
@@ -142,7 +145,10 @@ fn resolve(cfg: &RadioConfig) -> anyhow::Result<settings::Resolved> {
 pub async fn spawn(ctx: &crate::gateway::SideContext) -> anyhow::Result<Option<RadioHandle>> {
     let cfg = &ctx.config.radio;
     if cfg.backend == RadioBackend::None {
-        ctx.status.absent("radio", json!({"backend": "none", "state": "not running", "reason": "radio.backend is none"}));
+        ctx.status.absent(
+            "radio",
+            json!({"backend": "none", "state": "not running", "reason": "radio.backend is none"}),
+        );
         tracing::info!("radio: backend none, running without a radio");
         return Ok(None);
     }
@@ -181,7 +187,8 @@ pub async fn spawn(ctx: &crate::gateway::SideContext) -> anyhow::Result<Option<R
 
 #[cfg(target_os = "linux")]
 fn open_hardware(r: &settings::Resolved) -> anyhow::Result<(RadioHandle, status::RadioStatus)> {
-    let (spi, lines) = open_linux(&r.wiring).map_err(|e| anyhow::anyhow!("{}", sx126x::probe::explain_open_error(&e)))?;
+    let (spi, lines) = open_linux(&r.wiring)
+        .map_err(|e| anyhow::anyhow!("{}", sx126x::probe::explain_open_error(&e)))?;
     let drv = sx126x::Sx126x::new(spi, lines, r.settings.clone());
     let shared = Shared::new(
         r.settings.lora,
@@ -240,6 +247,7 @@ pub struct SimParams {
     pub loss_db: f32,
     pub drop_probability: f64,
     pub duty_cycle_percent: f32,
+    pub duty_cycle_window: Duration,
     pub listen_before_talk: bool,
 }
 
@@ -248,13 +256,19 @@ impl Default for SimParams {
     fn default() -> Self {
         let r = RadioConfig::default().resolve();
         let lora = r.map(|r| r.settings.lora).unwrap_or_else(|_| {
-            LoRaParams::meshcore(869_618_000, sx126x::Bandwidth::Khz62_5, 8, sx126x::CodingRate::Cr4_8)
+            LoRaParams::meshcore(
+                869_618_000,
+                sx126x::Bandwidth::Khz62_5,
+                8,
+                sx126x::CodingRate::Cr4_8,
+            )
         });
         SimParams {
             lora,
             loss_db: 100.0,
             drop_probability: 0.0,
             duty_cycle_percent: 100.0,
+            duty_cycle_window: Duration::from_secs(3600),
             listen_before_talk: true,
         }
     }
@@ -269,6 +283,7 @@ impl SimParams {
             loss_db: r.sim_loss_db,
             drop_probability: r.sim_drop_probability,
             duty_cycle_percent: 100.0,
+            duty_cycle_window: r.duty_cycle_window,
             listen_before_talk: r.listen_before_talk,
         })
     }

@@ -20,7 +20,11 @@ pub fn render(header: &str, steps: &[ProbeStep]) -> (String, bool) {
     let _ = writeln!(
         out,
         "{}",
-        if ok { "radio OK" } else { "radio NOT OK (see the arrows above)" }
+        if ok {
+            "radio OK"
+        } else {
+            "radio NOT OK (see the arrows above)"
+        }
     );
     (out, ok)
 }
@@ -43,7 +47,11 @@ fn header(r: &Resolved) -> String {
             .tcxo
             .map(|v| format!("{} V", v.volts()))
             .unwrap_or_else(|| "none".into()),
-        if r.settings.dio2_rf_switch { "on" } else { "off" },
+        if r.settings.dio2_rf_switch {
+            "on"
+        } else {
+            "off"
+        },
     )
 }
 
@@ -52,7 +60,10 @@ pub fn run(cfg: &RadioConfig) -> anyhow::Result<(String, bool)> {
     let r = cfg.resolve().map_err(|p| {
         anyhow::anyhow!(
             "{}",
-            p.iter().map(|(k, m)| format!("{k}: {m}")).collect::<Vec<_>>().join("\n")
+            p.iter()
+                .map(|(k, m)| format!("{k}: {m}"))
+                .collect::<Vec<_>>()
+                .join("\n")
         )
     })?;
     match r.backend {
@@ -64,7 +75,8 @@ pub fn run(cfg: &RadioConfig) -> anyhow::Result<(String, bool)> {
                 tcxo: r.settings.tcxo.is_some(),
                 external_pa_db: 0.0,
             });
-            let mut drv = sx126x::Sx126x::new(world.spi(chip), world.lines(chip), r.settings.clone());
+            let mut drv =
+                sx126x::Sx126x::new(world.spi(chip), world.lines(chip), r.settings.clone());
             let steps = probe(&mut drv);
             Ok(render(
                 "backend sim: probing an emulated SX1262 (set radio.backend: sx126x for hardware)",
@@ -104,7 +116,9 @@ fn probe_hardware(r: &Resolved) -> anyhow::Result<(String, bool)> {
             what: "open SPI and GPIO",
             ok: false,
             detail: "not Linux".into(),
-            hint: Some("the sx126x backend needs Linux spidev and the GPIO character device".into()),
+            hint: Some(
+                "the sx126x backend needs Linux spidev and the GPIO character device".into(),
+            ),
         }],
     ))
 }
@@ -121,16 +135,31 @@ mod tests {
 
     #[test]
     fn open_errors_are_explained_in_plain_words() {
-        let t = explain_open_error(&io("open /dev/spidev0.0", std::io::ErrorKind::PermissionDenied));
-        assert!(t.contains("permission denied") || t.contains("Permission denied"), "{t}");
+        let t = explain_open_error(&io(
+            "open /dev/spidev0.0",
+            std::io::ErrorKind::PermissionDenied,
+        ));
+        assert!(
+            t.contains("permission denied") || t.contains("Permission denied"),
+            "{t}"
+        );
         assert!(t.contains("group spi"), "{t}");
-        let t = explain_open_error(&io("request BUSY line 20 on /dev/gpiochip0", std::io::ErrorKind::PermissionDenied));
+        let t = explain_open_error(&io(
+            "request BUSY line 20 on /dev/gpiochip0",
+            std::io::ErrorKind::PermissionDenied,
+        ));
         assert!(t.contains("group gpio"), "{t}");
         let t = explain_open_error(&io("open /dev/spidev0.0", std::io::ErrorKind::NotFound));
         assert!(t.contains("dtparam=spi=on"), "{t}");
-        let t = explain_open_error(&io("request DIO1 line 16 on /dev/gpiochip4", std::io::ErrorKind::NotFound));
+        let t = explain_open_error(&io(
+            "request DIO1 line 16 on /dev/gpiochip4",
+            std::io::ErrorKind::NotFound,
+        ));
         assert!(t.contains("Raspberry Pi 5"), "{t}");
-        let t = explain_open_error(&io("request NSS line 8 on /dev/gpiochip0", std::io::ErrorKind::ResourceBusy));
+        let t = explain_open_error(&io(
+            "request NSS line 8 on /dev/gpiochip0",
+            std::io::ErrorKind::ResourceBusy,
+        ));
         assert!(t.contains("already in use"), "{t}");
     }
 

@@ -124,7 +124,13 @@ impl TxQueue {
 
     /// Enqueues with a random backoff. When full, evicts the oldest frame of the lowest class
     /// below `prio`; if there is none, the new frame is rejected.
-    pub fn push(&mut self, frame: Vec<u8>, prio: TxPriority, now: Instant, rng: &mut impl Rng) -> Result<(), TxRejected> {
+    pub fn push(
+        &mut self,
+        frame: Vec<u8>,
+        prio: TxPriority,
+        now: Instant,
+        rng: &mut impl Rng,
+    ) -> Result<(), TxRejected> {
         if frame.is_empty() || frame.len() > 255 {
             self.stats.rejected += 1;
             return Err(TxRejected::Size(frame.len()));
@@ -162,7 +168,13 @@ impl TxQueue {
 
     /// Picks the highest-priority ready frame (oldest first within a class), honouring backoff
     /// and the duty-cycle budget. Frames that can never fit the budget are dropped.
-    pub fn next(&mut self, now: Instant, duty: &mut DutyCycle, toa: impl Fn(usize) -> Duration, lbt: bool) -> Next {
+    pub fn next(
+        &mut self,
+        now: Instant,
+        duty: &mut DutyCycle,
+        toa: impl Fn(usize) -> Duration,
+        lbt: bool,
+    ) -> Next {
         // Drop frames that exceed the entire budget.
         let allowed = duty.allowed();
         let unlimited = duty.percent() >= 100.0;
@@ -197,7 +209,9 @@ impl TxQueue {
             self.stats.deferred_by_duty_cycle += 1;
             return Next::WaitUntil(t);
         }
-        let listen = lbt && busy_since.is_none_or(|since| now.saturating_duration_since(since) < self.max_lbt_wait);
+        let listen = lbt
+            && busy_since
+                .is_none_or(|since| now.saturating_duration_since(since) < self.max_lbt_wait);
         match self.queue.remove(i) {
             Some(q) => Next::Send {
                 frame: q.frame,
@@ -250,9 +264,12 @@ mod tests {
         let now = Instant::now();
         let mut q = TxQueue::new(10);
         let mut duty = DutyCycle::new(100.0, Duration::from_secs(60));
-        q.push(vec![3], TxPriority::Advert, now, &mut rng).expect("queued");
-        q.push(vec![2], TxPriority::Push, now, &mut rng).expect("queued");
-        q.push(vec![1], TxPriority::Reply, now, &mut rng).expect("queued");
+        q.push(vec![3], TxPriority::Advert, now, &mut rng)
+            .expect("queued");
+        q.push(vec![2], TxPriority::Push, now, &mut rng)
+            .expect("queued");
+        q.push(vec![1], TxPriority::Reply, now, &mut rng)
+            .expect("queued");
         let later = now + Duration::from_secs(2);
         let order: Vec<u8> = (0..3)
             .map(|_| match q.next(later, &mut duty, toa, false) {
@@ -270,15 +287,25 @@ mod tests {
         let now = Instant::now();
         let mut q = TxQueue::new(3);
         for i in 0..3 {
-            q.push(vec![i], TxPriority::Advert, now, &mut rng).expect("queued");
+            q.push(vec![i], TxPriority::Advert, now, &mut rng)
+                .expect("queued");
         }
-        q.push(vec![9], TxPriority::Reply, now, &mut rng).expect("evicts an advert");
+        q.push(vec![9], TxPriority::Reply, now, &mut rng)
+            .expect("evicts an advert");
         assert_eq!(q.stats.dropped, [0, 0, 1]);
-        q.push(vec![8], TxPriority::Push, now, &mut rng).expect("evicts an advert");
-        q.push(vec![7], TxPriority::Push, now, &mut rng).expect("evicts the last advert");
+        q.push(vec![8], TxPriority::Push, now, &mut rng)
+            .expect("evicts an advert");
+        q.push(vec![7], TxPriority::Push, now, &mut rng)
+            .expect("evicts the last advert");
         assert_eq!(q.stats.dropped, [0, 0, 3]);
-        assert_eq!(q.push(vec![6], TxPriority::Advert, now, &mut rng), Err(TxRejected::QueueFull));
-        assert_eq!(q.push(vec![5], TxPriority::Push, now, &mut rng), Err(TxRejected::QueueFull));
+        assert_eq!(
+            q.push(vec![6], TxPriority::Advert, now, &mut rng),
+            Err(TxRejected::QueueFull)
+        );
+        assert_eq!(
+            q.push(vec![5], TxPriority::Push, now, &mut rng),
+            Err(TxRejected::QueueFull)
+        );
         assert_eq!(q.stats.dropped, [0, 1, 4]);
         assert_eq!(q.len(), 3);
         // A flood never grows the queue.
@@ -295,7 +322,8 @@ mod tests {
         let mut q = TxQueue::new(10);
         let mut duty = DutyCycle::new(10.0, Duration::from_secs(10));
         duty.record(now, Duration::from_millis(900));
-        q.push(vec![0; 20], TxPriority::Reply, now, &mut rng).expect("queued");
+        q.push(vec![0; 20], TxPriority::Reply, now, &mut rng)
+            .expect("queued");
         let later = now + Duration::from_millis(100);
         match q.next(later, &mut duty, toa, true) {
             Next::WaitUntil(t) => assert_eq!(t, now + Duration::from_secs(10)),
@@ -303,7 +331,8 @@ mod tests {
         }
         assert_eq!(q.stats.deferred_by_duty_cycle, 1);
         // A frame longer than the whole budget is dropped, not kept forever.
-        q.push(vec![0; 150], TxPriority::Push, now, &mut rng).expect("queued");
+        q.push(vec![0; 150], TxPriority::Push, now, &mut rng)
+            .expect("queued");
         let _ = q.next(later, &mut duty, toa, true);
         assert_eq!(q.stats.dropped[1], 1);
     }
@@ -314,22 +343,54 @@ mod tests {
         let now = Instant::now();
         let mut q = TxQueue::new(10);
         let mut duty = DutyCycle::new(100.0, Duration::from_secs(10));
-        q.push(vec![1], TxPriority::Reply, now, &mut rng).expect("queued");
+        q.push(vec![1], TxPriority::Reply, now, &mut rng)
+            .expect("queued");
         let t = now + Duration::from_secs(1);
-        let Next::Send { frame, prio, listen, busy_since } = q.next(t, &mut duty, toa, true) else {
+        let Next::Send {
+            frame,
+            prio,
+            listen,
+            busy_since,
+        } = q.next(t, &mut duty, toa, true)
+        else {
             panic!("send")
         };
         assert!(listen);
-        q.channel_busy(frame, prio, busy_since, t, Duration::from_millis(100), &mut rng);
-        assert!(matches!(q.next(t, &mut duty, toa, true), Next::WaitUntil(_)));
+        q.channel_busy(
+            frame,
+            prio,
+            busy_since,
+            t,
+            Duration::from_millis(100),
+            &mut rng,
+        );
+        assert!(matches!(
+            q.next(t, &mut duty, toa, true),
+            Next::WaitUntil(_)
+        ));
         let t2 = t + Duration::from_secs(1);
-        let Next::Send { frame, prio, listen, busy_since } = q.next(t2, &mut duty, toa, true) else {
+        let Next::Send {
+            frame,
+            prio,
+            listen,
+            busy_since,
+        } = q.next(t2, &mut duty, toa, true)
+        else {
             panic!("send")
         };
         assert!(listen, "still within max_lbt_wait");
-        q.channel_busy(frame, prio, busy_since, t2, Duration::from_millis(100), &mut rng);
+        q.channel_busy(
+            frame,
+            prio,
+            busy_since,
+            t2,
+            Duration::from_millis(100),
+            &mut rng,
+        );
         let much_later = t + Duration::from_secs(5);
-        let Next::Send { listen, .. } = q.next(much_later, &mut duty, toa, true) else { panic!("send") };
+        let Next::Send { listen, .. } = q.next(much_later, &mut duty, toa, true) else {
+            panic!("send")
+        };
         assert!(!listen, "after max_lbt_wait the frame goes without CAD");
         assert_eq!(q.stats.lbt_busy, 2);
     }

@@ -5,7 +5,9 @@
 use crate::config::radio::{RadioBackend, RadioConfig, Regulator};
 use std::path::PathBuf;
 use std::time::Duration;
-use sx126x::params::{meshcore_preamble, Bandwidth, ChipVariant, CodingRate, LoRaParams, RadioSettings, TcxoVoltage};
+use sx126x::params::{
+    meshcore_preamble, Bandwidth, ChipVariant, CodingRate, LoRaParams, RadioSettings, TcxoVoltage,
+};
 use sx126x::presets::{board_preset, region_preset, BOARDS, REGIONS};
 
 /// Where the chip is wired (mirrors the Linux back-end's wiring, available on every target so
@@ -41,14 +43,22 @@ pub struct Resolved {
     pub sim_drop_probability: f64,
 }
 
-fn pin(v: Option<i64>, preset: Option<u32>, key: &str, problems: &mut Vec<(String, String)>) -> Option<u32> {
+fn pin(
+    v: Option<i64>,
+    preset: Option<u32>,
+    key: &str,
+    problems: &mut Vec<(String, String)>,
+) -> Option<u32> {
     match v {
         None => preset,
         Some(-1) => None,
         Some(n) => match u32::try_from(n) {
             Ok(n) => Some(n),
             Err(_) => {
-                problems.push((format!("radio.{key}"), format!("{n} is not a line number (use -1 for none)")));
+                problems.push((
+                    format!("radio.{key}"),
+                    format!("{n} is not a line number (use -1 for none)"),
+                ));
                 None
             }
         },
@@ -63,7 +73,14 @@ impl RadioConfig {
             Some(b) => b,
             None => {
                 let names: Vec<&str> = BOARDS.iter().map(|b| b.name).collect();
-                problems.push(("radio.board".into(), format!("unknown board `{}`; known: {}", self.board, names.join(", "))));
+                problems.push((
+                    "radio.board".into(),
+                    format!(
+                        "unknown board `{}`; known: {}",
+                        self.board,
+                        names.join(", ")
+                    ),
+                ));
                 &BOARDS[0]
             }
         };
@@ -71,14 +88,24 @@ impl RadioConfig {
             Some(r) => r,
             None => {
                 let names: Vec<&str> = REGIONS.iter().map(|r| r.name).collect();
-                problems.push(("radio.region".into(), format!("unknown region `{}`; known: {}", self.region, names.join(", "))));
+                problems.push((
+                    "radio.region".into(),
+                    format!(
+                        "unknown region `{}`; known: {}",
+                        self.region,
+                        names.join(", ")
+                    ),
+                ));
                 &REGIONS[1]
             }
         };
         let chip = match &self.chip {
             None => board.chip,
             Some(c) => ChipVariant::parse(c).unwrap_or_else(|| {
-                problems.push(("radio.chip".into(), format!("`{c}` is not sx1261, sx1262 or sx1268")));
+                problems.push((
+                    "radio.chip".into(),
+                    format!("`{c}` is not sx1261, sx1262 or sx1268"),
+                ));
                 board.chip
             }),
         };
@@ -97,7 +124,10 @@ impl RadioConfig {
         let cr = match self.coding_rate {
             None => region.coding_rate,
             Some(d) => CodingRate::from_denominator(d).unwrap_or_else(|| {
-                problems.push(("radio.coding_rate".into(), format!("{d} is not 5..8 (4/5 .. 4/8)")));
+                problems.push((
+                    "radio.coding_rate".into(),
+                    format!("{d} is not 5..8 (4/5 .. 4/8)"),
+                ));
                 region.coding_rate
             }),
         };
@@ -110,7 +140,7 @@ impl RadioConfig {
         let mut settings = RadioSettings::new(chip, lora);
         settings.tcxo = match self.tcxo_volts {
             None => board.tcxo,
-            Some(v) if v == 0.0 => None,
+            Some(0.0) => None,
             Some(v) => TcxoVoltage::from_volts(v).or_else(|| {
                 problems.push(("radio.tcxo_volts".into(), format!("{v} V is not a TCXO supply the chip offers (1.6, 1.7, 1.8, 2.2, 2.4, 2.7, 3.0, 3.3; 0 = crystal)")));
                 board.tcxo
@@ -119,29 +149,50 @@ impl RadioConfig {
         settings.dio2_rf_switch = self.dio2_rf_switch.unwrap_or(board.dio2_rf_switch);
         settings.dcdc = self.regulator == Regulator::Dcdc;
         let wiring = Wiring {
-            spidev: self.spidev.clone().unwrap_or_else(|| board.spidev.to_string()),
+            spidev: self
+                .spidev
+                .clone()
+                .unwrap_or_else(|| board.spidev.to_string()),
             speed_hz: self.spi_speed_hz,
-            gpiochip: self.gpiochip.clone().unwrap_or_else(|| board.gpiochip.to_string()),
+            gpiochip: self
+                .gpiochip
+                .clone()
+                .unwrap_or_else(|| board.gpiochip.to_string()),
             reset: self.reset_pin.unwrap_or(board.reset_pin),
             busy: self.busy_pin.unwrap_or(board.busy_pin),
             dio1: self.dio1_pin.unwrap_or(board.dio1_pin),
             txen: pin(self.txen_pin, board.txen_pin, "txen_pin", &mut problems),
             rxen: pin(self.rxen_pin, board.rxen_pin, "rxen_pin", &mut problems),
             cs: pin(self.cs_pin, board.cs_pin, "cs_pin", &mut problems),
-            hold_high: self.hold_high_pins.clone().unwrap_or_else(|| board.hold_high_pins.to_vec()),
+            hold_high: self
+                .hold_high_pins
+                .clone()
+                .unwrap_or_else(|| board.hold_high_pins.to_vec()),
         };
         let duty = self.duty_cycle_percent.unwrap_or(region.duty_cycle_percent);
         if !(duty > 0.0 && duty <= 100.0) {
-            problems.push(("radio.duty_cycle_percent".into(), format!("{duty} is not in (0, 100]")));
+            problems.push((
+                "radio.duty_cycle_percent".into(),
+                format!("{duty} is not in (0, 100]"),
+            ));
         }
         if self.duty_cycle_window_s == 0 {
-            problems.push(("radio.duty_cycle_window_s".into(), "must be at least 1 second".into()));
+            problems.push((
+                "radio.duty_cycle_window_s".into(),
+                "must be at least 1 second".into(),
+            ));
         }
         if self.tx_queue == 0 {
-            problems.push(("radio.tx_queue".into(), "must hold at least one frame".into()));
+            problems.push((
+                "radio.tx_queue".into(),
+                "must hold at least one frame".into(),
+            ));
         }
         if !(0.0..=100.0).contains(&self.sim_drop_percent) {
-            problems.push(("radio.sim_drop_percent".into(), format!("{} is not a percentage", self.sim_drop_percent)));
+            problems.push((
+                "radio.sim_drop_percent".into(),
+                format!("{} is not a percentage", self.sim_drop_percent),
+            ));
         }
         if !problems.is_empty() {
             return Err(problems);
@@ -205,7 +256,10 @@ mod tests {
         assert_eq!(r.settings.lora.frequency_hz, 910_525_000);
         assert_eq!(r.settings.lora.spreading_factor, 9);
         assert_eq!(r.settings.lora.preamble_len, 16);
-        assert_eq!(r.settings.lora.power_dbm, 18, "ZebraHat caps the chip at 18 dBm");
+        assert_eq!(
+            r.settings.lora.power_dbm, 18,
+            "ZebraHat caps the chip at 18 dBm"
+        );
         assert_eq!(r.wiring.busy, 5);
         assert_eq!(r.wiring.cs, None);
         assert_eq!(r.settings.tcxo, None);
@@ -222,8 +276,19 @@ mod tests {
             ..RadioConfig::default()
         };
         let keys: Vec<String> = cfg.problems().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["radio.board", "radio.bandwidth_khz", "radio.coding_rate", "radio.duty_cycle_percent"]);
-        let cfg = RadioConfig { frequency_mhz: Some(2400.0), ..RadioConfig::default() };
+        assert_eq!(
+            keys,
+            [
+                "radio.board",
+                "radio.bandwidth_khz",
+                "radio.coding_rate",
+                "radio.duty_cycle_percent"
+            ]
+        );
+        let cfg = RadioConfig {
+            frequency_mhz: Some(2400.0),
+            ..RadioConfig::default()
+        };
         assert!(cfg.problems()[0].1.contains("outside"));
     }
 }

@@ -7,7 +7,6 @@ use super::worker::{self, Shared};
 use super::{RadioHandle, SimParams};
 use crate::config::radio::RadioBackend;
 use std::path::Path;
-use std::time::Duration;
 use sx126x::emu::{AirConfig, ChipId, ChipProfile, World};
 use sx126x::params::{ChipVariant, RadioSettings};
 
@@ -91,7 +90,7 @@ pub fn resolved_for(air_dir: &Path, p: &SimParams) -> Resolved {
             hold_high: Vec::new(),
         },
         duty_cycle_percent: p.duty_cycle_percent,
-        duty_cycle_window: Duration::from_secs(3600),
+        duty_cycle_window: p.duty_cycle_window,
         listen_before_talk: p.listen_before_talk,
         tx_queue: 64,
         air_dir: air_dir.to_path_buf(),

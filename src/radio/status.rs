@@ -26,7 +26,14 @@ impl StatusSource for RadioStatus {
         let (used, remaining, allowed, window, percent, total) = {
             let mut d = lock(&self.shared.duty);
             let now = Instant::now();
-            (d.used(now), d.remaining(now), d.allowed(), d.window(), d.percent(), d.total())
+            (
+                d.used(now),
+                d.remaining(now),
+                d.allowed(),
+                d.window(),
+                d.percent(),
+                d.total(),
+            )
         };
         let (queued, qstats) = {
             let q = lock(&self.shared.queue);
@@ -88,24 +95,89 @@ impl StatusSource for RadioStatus {
             (q.len(), q.stats.clone())
         };
         let d = &snap.driver;
-        out.counter("meshroom_radio_rx_packets_total", "LoRa frames received intact", &[], d.rx_packets);
-        out.counter("meshroom_radio_tx_packets_total", "LoRa frames sent", &[], d.tx_packets);
-        out.counter("meshroom_radio_crc_errors_total", "LoRa frames dropped for a payload CRC error", &[], d.crc_errors);
-        out.counter("meshroom_radio_header_errors_total", "LoRa frames lost to a header error", &[], d.header_errors);
-        out.counter("meshroom_radio_chip_resets_total", "Chip resets after a fault", &[], d.resets);
-        out.counter("meshroom_radio_tx_failed_total", "Frames lost because the chip failed while sending", &[], snap.tx_failed);
-        out.counter("meshroom_radio_airtime_seconds_total", "Airtime used since start", &[], total.as_secs());
-        out.gauge("meshroom_radio_airtime_window_used_seconds", "Airtime used in the duty-cycle window", &[], used.as_secs_f64());
-        out.gauge("meshroom_radio_airtime_window_remaining_seconds", "Airtime left in the duty-cycle window", &[], remaining.as_secs_f64());
+        out.counter(
+            "meshroom_radio_rx_packets_total",
+            "LoRa frames received intact",
+            &[],
+            d.rx_packets,
+        );
+        out.counter(
+            "meshroom_radio_tx_packets_total",
+            "LoRa frames sent",
+            &[],
+            d.tx_packets,
+        );
+        out.counter(
+            "meshroom_radio_crc_errors_total",
+            "LoRa frames dropped for a payload CRC error",
+            &[],
+            d.crc_errors,
+        );
+        out.counter(
+            "meshroom_radio_header_errors_total",
+            "LoRa frames lost to a header error",
+            &[],
+            d.header_errors,
+        );
+        out.counter(
+            "meshroom_radio_chip_resets_total",
+            "Chip resets after a fault",
+            &[],
+            d.resets,
+        );
+        out.counter(
+            "meshroom_radio_tx_failed_total",
+            "Frames lost because the chip failed while sending",
+            &[],
+            snap.tx_failed,
+        );
+        out.counter(
+            "meshroom_radio_airtime_seconds_total",
+            "Airtime used since start",
+            &[],
+            total.as_secs(),
+        );
+        out.gauge(
+            "meshroom_radio_airtime_window_used_seconds",
+            "Airtime used in the duty-cycle window",
+            &[],
+            used.as_secs_f64(),
+        );
+        out.gauge(
+            "meshroom_radio_airtime_window_remaining_seconds",
+            "Airtime left in the duty-cycle window",
+            &[],
+            remaining.as_secs_f64(),
+        );
         if let Some(r) = snap.last_rssi_dbm {
-            out.gauge("meshroom_radio_last_rssi_dbm", "RSSI of the last frame received", &[], f64::from(r));
+            out.gauge(
+                "meshroom_radio_last_rssi_dbm",
+                "RSSI of the last frame received",
+                &[],
+                f64::from(r),
+            );
         }
         if let Some(s) = snap.last_snr_db {
-            out.gauge("meshroom_radio_last_snr_db", "SNR of the last frame received", &[], f64::from(s));
+            out.gauge(
+                "meshroom_radio_last_snr_db",
+                "SNR of the last frame received",
+                &[],
+                f64::from(s),
+            );
         }
-        out.gauge("meshroom_radio_tx_queue_length", "Frames waiting to be sent", &[], queued as f64);
+        out.gauge(
+            "meshroom_radio_tx_queue_length",
+            "Frames waiting to be sent",
+            &[],
+            queued as f64,
+        );
         for (p, dropped) in TxPriority::ALL.iter().zip(qstats.dropped) {
-            out.counter("meshroom_radio_tx_dropped_total", "Frames dropped from a full transmit queue, by class", &[("class", p.name())], dropped);
+            out.counter(
+                "meshroom_radio_tx_dropped_total",
+                "Frames dropped from a full transmit queue, by class",
+                &[("class", p.name())],
+                dropped,
+            );
         }
     }
 }

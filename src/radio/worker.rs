@@ -50,7 +50,12 @@ pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 }
 
 impl Shared {
-    pub fn new(lora: LoRaParams, duty: DutyCycle, queue: usize, listen_before_talk: bool) -> Arc<Shared> {
+    pub fn new(
+        lora: LoRaParams,
+        duty: DutyCycle,
+        queue: usize,
+        listen_before_talk: bool,
+    ) -> Arc<Shared> {
         let (rx, _) = broadcast::channel(256);
         Arc::new(Shared {
             queue: Mutex::new(TxQueue::new(queue)),
@@ -81,7 +86,11 @@ impl Shared {
 }
 
 /// Starts the thread.
-pub fn start<S, L>(drv: Sx126x<S, L>, shared: Arc<Shared>, name: &str) -> std::io::Result<std::thread::JoinHandle<()>>
+pub fn start<S, L>(
+    drv: Sx126x<S, L>,
+    shared: Arc<Shared>,
+    name: &str,
+) -> std::io::Result<std::thread::JoinHandle<()>>
 where
     S: SpiTransfer + Send + 'static,
     L: BoardLines + Send + 'static,
@@ -99,7 +108,11 @@ fn sleep_unless_stopped(shared: &Shared, d: Duration) {
 }
 
 /// Brings the chip (back) up, retrying with backoff until it works or the gateway stops.
-fn bring_up<S: SpiTransfer, L: BoardLines>(drv: &mut Sx126x<S, L>, shared: &Shared, first: bool) -> bool {
+fn bring_up<S: SpiTransfer, L: BoardLines>(
+    drv: &mut Sx126x<S, L>,
+    shared: &Shared,
+    first: bool,
+) -> bool {
     let mut backoff = Duration::from_millis(500);
     let mut attempt_first = first;
     loop {
@@ -143,7 +156,12 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
         let next = {
             let mut q = lock(&shared.queue);
             let mut d = lock(&shared.duty);
-            q.next(now, &mut d, |n| lora.time_on_air(n), shared.listen_before_talk)
+            q.next(
+                now,
+                &mut d,
+                |n| lora.time_on_air(n),
+                shared.listen_before_talk,
+            )
         };
         let wait = match next {
             Next::Send {
@@ -158,7 +176,9 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
                 publish_stats(&drv, shared);
                 continue;
             }
-            Next::WaitUntil(t) => t.saturating_duration_since(now).clamp(Duration::from_millis(1), POLL),
+            Next::WaitUntil(t) => t
+                .saturating_duration_since(now)
+                .clamp(Duration::from_millis(1), POLL),
             Next::Idle => POLL,
         };
         match drv.receive(wait) {
@@ -203,14 +223,28 @@ fn send<S: SpiTransfer, L: BoardLines>(
             Err(e) => {
                 // Put the frame back; the fault handler resets the chip.
                 let mut rng = lock(&shared.rng);
-                lock(&shared.queue).channel_busy(frame, prio, busy_since, Instant::now(), Duration::ZERO, &mut *rng);
+                lock(&shared.queue).channel_busy(
+                    frame,
+                    prio,
+                    busy_since,
+                    Instant::now(),
+                    Duration::ZERO,
+                    &mut *rng,
+                );
                 return Err(e);
             }
         };
         if busy {
             let mut rng = lock(&shared.rng);
             let toa = shared.lora.time_on_air(frame.len());
-            lock(&shared.queue).channel_busy(frame, prio, busy_since, Instant::now(), toa, &mut *rng);
+            lock(&shared.queue).channel_busy(
+                frame,
+                prio,
+                busy_since,
+                Instant::now(),
+                toa,
+                &mut *rng,
+            );
             return drv.start_receive();
         }
     }

@@ -1,0 +1,222 @@
+//! The gateway's radio side on the simulated air: frames between radios, priority, the
+//! duty-cycle budget, /status and /metrics of a running gateway, and `meshroom-gw radio probe`.
+
+mod common;
+
+use meshroom_gw::radio::{open_sim_standalone, RadioHandle, SimParams, TxPriority};
+use std::path::Path;
+use std::time::{Duration, Instant};
+use sx126x::params::{Bandwidth, CodingRate, LoRaParams};
+
+fn usa() -> LoRaParams {
+    LoRaParams::meshcore(910_525_000, Bandwidth::Khz62_5, 7, CodingRate::Cr4_5)
+}
+
+fn params() -> SimParams {
+    SimParams {
+        lora: usa(),
+        ..SimParams::default()
+    }
+}
+
+async fn next_frame(
+    rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<meshroom_gw::radio::RxFrame>>,
+    within: Duration,
+) -> Option<Vec<u8>> {
+    match tokio::time::timeout(within, rx.recv()).await {
+        Ok(Ok(f)) => Some(f.bytes.clone()),
+        _ => None,
+    }
+}
+
+async fn wait_receiving(r: &RadioHandle) {
+    let start = Instant::now();
+    while r.state() != "receiving" && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(r.state(), "receiving");
+}
+
+#[tokio::test]
+async fn two_simulated_radios_exchange_frames_through_the_shared_air() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = open_sim_standalone(dir.path(), params())
+        .await
+        .expect("radio a");
+    let b = open_sim_standalone(dir.path(), params())
+        .await
+        .expect("radio b");
+    wait_receiving(&a).await;
+    wait_receiving(&b).await;
+    let mut rx = b.subscribe();
+    let frame = b"\x11\x00hello over the simulated air".to_vec();
+    let sent = Instant::now();
+    a.transmit(frame.clone(), TxPriority::Reply)
+        .expect("queued");
+    let got = next_frame(&mut rx, Duration::from_secs(5))
+        .await
+        .expect("frame");
+    assert_eq!(got, frame);
+    let took = sent.elapsed();
+    let toa = a.time_on_air(frame.len());
+    assert!(
+        took >= toa,
+        "a frame cannot arrive before its time on air ({took:?} < {toa:?})"
+    );
+}
+
+#[tokio::test]
+async fn replies_overtake_queued_adverts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = open_sim_standalone(dir.path(), params())
+        .await
+        .expect("radio a");
+    let b = open_sim_standalone(dir.path(), params())
+        .await
+        .expect("radio b");
+    wait_receiving(&a).await;
+    wait_receiving(&b).await;
+    let mut rx = b.subscribe();
+    for i in 0..3u8 {
+        a.transmit(vec![0xA0 + i; 12], TxPriority::Advert)
+            .expect("advert");
+    }
+    a.transmit(vec![0x01; 12], TxPriority::Reply)
+        .expect("reply");
+    let first = next_frame(&mut rx, Duration::from_secs(5))
+        .await
+        .expect("frame");
+    assert_eq!(first[0], 0x01, "the reply goes first");
+    let mut rest = Vec::new();
+    for _ in 0..3 {
+        rest.push(
+            next_frame(&mut rx, Duration::from_secs(5))
+                .await
+                .expect("advert")[0],
+        );
+    }
+    assert_eq!(rest, [0xA0, 0xA1, 0xA2]);
+}
+
+#[tokio::test]
+async fn the_duty_cycle_budget_holds_frames_back() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // 0.5 % of 60 s = 300 ms of airtime; a 10-byte frame takes 131.584 ms: two fit.
+    let limited = SimParams {
+        duty_cycle_percent: 0.5,
+        duty_cycle_window: Duration::from_secs(60),
+        ..params()
+    };
+    let a = open_sim_standalone(dir.path(), limited)
+        .await
+        .expect("radio a");
+    let b = open_sim_standalone(dir.path(), params())
+        .await
+        .expect("radio b");
+    wait_receiving(&a).await;
+    wait_receiving(&b).await;
+    assert_eq!(a.time_on_air(10), Duration::from_micros(131_584));
+    let mut rx = b.subscribe();
+    for i in 0..4u8 {
+        a.transmit(vec![i; 10], TxPriority::Push).expect("queued");
+    }
+    let mut got = 0;
+    while next_frame(&mut rx, Duration::from_secs(2)).await.is_some() {
+        got += 1;
+    }
+    assert_eq!(got, 2, "only two frames fit the budget");
+    assert_eq!(a.queued(), 2, "the rest wait for the window");
+    assert!(a.airtime_remaining() < a.time_on_air(10));
+    // A frame longer than the whole budget is refused at once.
+    assert!(a.transmit(vec![0; 255], TxPriority::Reply).is_err());
+}
+
+fn air_yaml(dir: &Path) -> String {
+    format!(
+        "rooms:\n  - name: Public\nradio:\n  backend: sim\n  region: usa-canada\n  air_dir: \"{}\"\n",
+        dir.display()
+    )
+}
+
+#[tokio::test]
+async fn a_running_gateway_reports_its_radio_and_counts_what_it_hears() {
+    let air = tempfile::tempdir().expect("tempdir");
+    let gw = tokio::task::spawn_blocking({
+        let yaml = air_yaml(air.path());
+        move || common::Gateway::start("radio-gw", &yaml)
+    })
+    .await
+    .expect("gateway");
+    let client = open_sim_standalone(air.path(), params())
+        .await
+        .expect("client radio");
+    wait_receiving(&client).await;
+    // Give the gateway's radio thread time to finish bring-up.
+    let mut radio = serde_json::Value::Null;
+    for _ in 0..100 {
+        radio = gw.status()["radio"].clone();
+        if radio["state"] == "receiving" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(radio["backend"], "sim", "{radio}");
+    assert_eq!(radio["state"], "receiving", "{radio}");
+    assert_eq!(radio["frequency_mhz"], 910.525);
+    assert_eq!(radio["spreading_factor"], 7);
+    assert_eq!(radio["airtime"]["duty_cycle_percent"], 100.0);
+    client
+        .transmit(vec![0x42; 20], TxPriority::Push)
+        .expect("queued");
+    let mut rx_count = 0;
+    for _ in 0..100 {
+        rx_count = gw.status()["radio"]["packets"]["rx"].as_u64().unwrap_or(0);
+        if rx_count > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(rx_count, 1);
+    let radio = gw.status()["radio"].clone();
+    let rssi = radio["last_rssi_dbm"].as_f64().expect("rssi");
+    assert!((-80.0..=-76.0).contains(&rssi), "22 dBm − 100 dB: {rssi}");
+    let (code, metrics) = gw.get("/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    assert!(
+        metrics.contains("meshroom_radio_rx_packets_total 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("meshroom_radio_airtime_window_remaining_seconds"));
+    assert!(metrics.contains("meshroom_radio_tx_dropped_total{class=\"advert\"} 0"));
+}
+
+#[test]
+fn radio_probe_explains_a_healthy_sim_and_a_missing_spi_device() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cfg = dir.path().join("config.yaml");
+    std::fs::write(&cfg, "rooms:\n  - name: Public\nradio:\n  backend: sim\n").expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshroom-gw"))
+        .args(["radio", "probe", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("radio OK"), "{text}");
+    std::fs::write(
+        &cfg,
+        "rooms:\n  - name: Public\nradio:\n  backend: sx126x\n  board: meshadv-mini\n  spidev: /nonexistent/spidev7.0\n",
+    )
+    .expect("write");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshroom-gw"))
+        .args(["radio", "probe", "--config"])
+        .arg(&cfg)
+        .output()
+        .expect("run probe");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("dtparam=spi=on") && text.contains("NOT OK"),
+        "{text}"
+    );
+}
