@@ -117,9 +117,10 @@ mod tests {
             dc.wait_for(now, Duration::from_secs(2)),
             Some(t0 + Duration::from_secs(61))
         );
+        // At t0+62 s the frames that ended at t0+1 s and t0+2 s have left the window.
         assert_eq!(
             dc.remaining(t0 + Duration::from_secs(62)),
-            Duration::from_secs(2)
+            Duration::from_secs(3)
         );
         assert_eq!(dc.total(), Duration::from_secs(5));
     }
