@@ -1,4 +1,5 @@
-//! The `meshroom-gw` command line: `run`, `status`, `check-config`, `configfile`, `post`, `tail`.
+//! The `meshroom-gw` command line: `run`, `status`, `check-config`, `configfile`, `post`, `tail`,
+//! and `generate` (man pages, completions).
 
 use std::path::{Path, PathBuf};
 
@@ -74,6 +75,13 @@ pub enum Command {
     Radio {
         #[command(subcommand)]
         action: RadioCommand,
+    },
+    /// Write the manual pages, or print a shell completion script.
+    // Visible on purpose: clap's completion generators list hidden subcommands anyway, and
+    // `generate completions SHELL` is as useful to someone who installed with cargo.
+    Generate {
+        #[command(subcommand)]
+        what: Generate,
     },
 }
 
@@ -159,6 +167,46 @@ pub fn render_presets() -> String {
         );
     }
     out
+}
+
+/// What `meshroom-gw generate` writes.
+#[derive(Debug, Subcommand)]
+pub enum Generate {
+    /// Write meshroom-gw.1 and one page per subcommand into DIR.
+    Man {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+    },
+    /// Print the completion script for SHELL.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Runs `meshroom-gw generate`.
+pub fn generate(what: Generate) -> i32 {
+    match what {
+        Generate::Man { dir } => match crate::ops::docs::write_man_pages(&dir) {
+            Ok(pages) => {
+                for page in pages {
+                    println!("{}", page.display());
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the manual pages to {}: {e}",
+                    dir.display()
+                );
+                1
+            }
+        },
+        Generate::Completions { shell } => {
+            crate::ops::docs::write_completions(shell, &mut std::io::stdout());
+            0
+        }
+    }
 }
 
 /// Exit status of a configuration error.

@@ -1,5 +1,6 @@
 //! The running gateway: opens the store and hub, starts each side and the HTTP server, handles
-//! signals (SIGTERM/SIGINT stop, SIGHUP reloads the rooms), and stops everything in order.
+//! signals (SIGTERM/SIGINT stop, SIGHUP reloads the rooms), and stops everything in order, telling
+//! systemd when it is ready, reloading and stopping.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,6 +15,7 @@ use tokio::sync::watch;
 use crate::config::{self, Config, Loaded, Source};
 use crate::http::{self, HttpState};
 use crate::hub::Hub;
+use crate::ops;
 use crate::status::StatusBoard;
 use crate::store::writer::system_clock;
 
@@ -100,6 +102,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
 
     wait_for_signals(&source, &hub, &board, &status_allow).await;
     tracing::info!("stopping");
+    ops::notify::stopping();
     let _ = stop_tx.send(true);
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, async {
         let _ = server.await;
@@ -153,32 +156,44 @@ async fn wait_for_signals(
         signal(SignalKind::hangup()),
     ) else {
         tracing::error!("cannot install signal handlers; stopping on Ctrl-C only");
+        ops::notify::ready(&format!("serving {} rooms", hub.rooms().len()));
         let _ = tokio::signal::ctrl_c().await;
         return;
     };
+    // Ready only now: a `systemctl reload` right after start must find the SIGHUP handler
+    // installed, not kill the process with the default action.
+    ops::notify::ready(&format!("serving {} rooms", hub.rooms().len()));
     loop {
         tokio::select! {
             _ = term.recv() => return,
             _ = int.recv() => return,
-            _ = hup.recv() => reload(source, hub, board, status_allow).await,
+            _ = hup.recv() => {
+                ops::notify::reloading();
+                let outcome = reload(source, hub, board, status_allow).await;
+                ops::notify::reloaded(outcome);
+            }
         }
     }
 }
 
-/// SIGHUP: re-read the file and apply what can change without a restart.
+/// SIGHUP: re-read the file and apply what can change without a restart. Returns a one-line
+/// outcome for the service manager's status.
 async fn reload(
     source: &Source,
     hub: &Hub,
     board: &StatusBoard,
     status_allow: &Arc<RwLock<Vec<ipnet::IpNet>>>,
-) {
+) -> &'static str {
     let Source::File(path) = source else {
         tracing::info!("SIGHUP: running the embedded default; nothing to reload");
-        return;
+        return "serving the embedded default";
     };
     let path: PathBuf = path.clone();
     match config::load_file(&path) {
-        Err(e) => tracing::error!("SIGHUP: keeping the running configuration: {e}"),
+        Err(e) => {
+            tracing::error!("SIGHUP: keeping the running configuration: {e}");
+            "reload failed: configuration has errors, the previous one keeps running"
+        }
         Ok(loaded) => {
             for w in &loaded.warnings {
                 tracing::warn!("{w}");
@@ -192,11 +207,13 @@ async fn reload(
                     "SIGHUP: reloaded rooms and http.status_allow from {}",
                     path.display()
                 );
+                "reloaded"
             } else {
                 tracing::warn!(
                     "SIGHUP: applied changes to existing rooms; rooms added or removed ({}) need a restart",
                     changed.join(", ")
                 );
+                "reloaded; rooms added or removed need a restart"
             }
         }
     }

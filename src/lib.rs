@@ -12,6 +12,7 @@
 //! - [`radio`]: the LoRa radio (SX126x hardware or the simulated air), airtime and TX scheduling.
 //! - [`tun`]: rooms as multicast groups on a TUN device (host side).
 //! - [`federation`]: Noise-tunnel links to peer servers.
+//! - [`ops`]: running as a service: systemd notifications, generated man pages and completions.
 pub mod cli;
 pub mod config;
 pub mod federation;
@@ -19,6 +20,7 @@ pub mod gateway;
 pub mod http;
 pub mod hub;
 pub mod meshcore;
+pub mod ops;
 pub mod radio;
 pub mod status;
 pub mod store;

@@ -21,6 +21,7 @@ fn main() {
             print!("{}", config::TEMPLATE);
             0
         }
+        Command::Generate { what } => cli::generate(what),
         command => {
             let runtime = match tokio::runtime::Runtime::new() {
                 Ok(rt) => rt,
@@ -50,7 +51,10 @@ fn main() {
                     Command::Tail { room, json } => {
                         report(meshroom_gw::tun::tail::run(config_path, &room, json).await)
                     }
-                    Command::CheckConfig | Command::Configfile | Command::Radio { .. } => 0,
+                    Command::CheckConfig
+                    | Command::Configfile
+                    | Command::Radio { .. }
+                    | Command::Generate { .. } => 0,
                 }
             })
         }
