@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde_json::json;
-use tokio::signal::unix::{signal, SignalKind};
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
 use crate::config::{self, Config, Loaded, Source};
@@ -49,6 +49,9 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
             config::DEFAULT_PATH
         ),
     }
+    // Handlers first: a SIGHUP (`systemctl reload`) or SIGTERM that arrives while the sides start
+    // must be handled, not take the default action and kill the process mid-start.
+    let signals = Signals::install();
     let config = Arc::new(config);
     let hub = Hub::open(
         &config.server.name,
@@ -100,7 +103,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         let _ = http_stop.wait_for(|stop| *stop).await;
     }));
 
-    wait_for_signals(&source, &hub, &board, &status_allow).await;
+    wait_for_signals(signals, &source, &hub, &board, &status_allow).await;
     tracing::info!("stopping");
     ops::notify::stopping();
     let _ = stop_tx.send(true);
@@ -144,25 +147,46 @@ async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     })
 }
 
+/// The signals the gateway acts on, installed once at start.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    /// `None` if the handlers cannot be installed (then only Ctrl-C stops the gateway).
+    fn install() -> Option<Signals> {
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::hangup()),
+        ) {
+            (Ok(term), Ok(int), Ok(hup)) => Some(Signals { term, int, hup }),
+            _ => None,
+        }
+    }
+}
+
 async fn wait_for_signals(
+    signals: Option<Signals>,
     source: &Source,
     hub: &Hub,
     board: &StatusBoard,
     status_allow: &Arc<RwLock<Vec<ipnet::IpNet>>>,
 ) {
-    let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
-        signal(SignalKind::terminate()),
-        signal(SignalKind::interrupt()),
-        signal(SignalKind::hangup()),
-    ) else {
+    // HTTP listens and every side has started: the service is ready.
+    ops::notify::ready(&format!("serving {} rooms", hub.rooms().len()));
+    let Some(Signals {
+        mut term,
+        mut int,
+        mut hup,
+    }) = signals
+    else {
         tracing::error!("cannot install signal handlers; stopping on Ctrl-C only");
-        ops::notify::ready(&format!("serving {} rooms", hub.rooms().len()));
         let _ = tokio::signal::ctrl_c().await;
         return;
     };
-    // Ready only now: a `systemctl reload` right after start must find the SIGHUP handler
-    // installed, not kill the process with the default action.
-    ops::notify::ready(&format!("serving {} rooms", hub.rooms().len()));
     loop {
         tokio::select! {
             _ = term.recv() => return,
