@@ -126,7 +126,7 @@ async fn start_sides(ctx: &SideContext) -> anyhow::Result<Vec<tokio::task::JoinH
     let mut sides = Vec::new();
     // A radio that cannot start (permissions, wiring) must not take the rooms down with it:
     // the reason goes to the log and to /status.
-    let _radio = match crate::radio::spawn(ctx).await {
+    let radio = match crate::radio::spawn(ctx).await {
         Ok(radio) => radio,
         Err(e) => {
             tracing::error!("radio not started: {e:#}");
@@ -137,6 +137,18 @@ async fn start_sides(ctx: &SideContext) -> anyhow::Result<Vec<tokio::task::JoinH
             None
         }
     };
+    // Every room is a MeshCore room server on the radio.
+    match &radio {
+        Some(radio) => {
+            let meshcore =
+                crate::meshcore::service::spawn(ctx, crate::meshcore::radio_link::link(radio))?;
+            sides.push(meshcore.task);
+        }
+        None => ctx.status.absent(
+            "meshcore",
+            json!({"state": "not running", "reason": "no radio"}),
+        ),
+    }
     sides.extend(crate::tun::spawn(ctx.clone()).await?);
     Ok(sides)
 }

@@ -20,6 +20,7 @@ pub mod keystore;
 pub mod message;
 pub mod packet;
 pub mod payload;
+pub mod radio_link;
 pub(crate) mod room;
 pub mod roster;
 pub mod service;
