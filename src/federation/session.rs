@@ -28,6 +28,13 @@ use crate::hub::{AuthorKind, HubError, NewPost, Participant, Submitted, Via};
 
 /// Messages waiting for the writer task; beyond this the peer is not reading and the link ends.
 const OUT_QUEUE: usize = 1024;
+/// Close reasons a listener gives when it refuses a handshake (see `manager::accept`).
+pub const REFUSALS: [&str; 4] = [
+    "unknown key id",
+    "secret mismatch",
+    "handshake failed",
+    "not a federation handshake",
+];
 /// Deliveries taken from the hub in one go before the link seals what they produced.
 const DELIVERY_BATCH: usize = 512;
 
@@ -253,9 +260,14 @@ impl Session {
             )));
         } else {
             match reason {
-                Some(r) => {
+                // Only the listener's refusals mean "your secret is not accepted here"; any
+                // other close before the link is up (a restart, a network error) is a failure.
+                Some(r) if REFUSALS.contains(&r.as_str()) => {
                     self.end_with(Ending::Rejected(format!("peer refused the handshake: {r}")))
                 }
+                Some(r) => self.end_with(Ending::Failed(format!(
+                    "connection closed during the handshake: {r}"
+                ))),
                 None => self.end_with(Ending::Failed(
                     "connection closed during the handshake".into(),
                 )),
