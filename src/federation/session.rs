@@ -484,18 +484,7 @@ impl Session {
 
     async fn finish(mut self) -> Ending {
         let ending = self.ending.take().unwrap_or(Ending::Failed("ended".into()));
-        // Commits still running finish (their posts are stored) but are not acked: the peer
-        // resends them after reconnecting and they come back as duplicates.
-        let _ = tokio::time::timeout(Duration::from_secs(2), async {
-            while self.submits.next().await.is_some() {}
-        })
-        .await;
-        let _ = self
-            .out_tx
-            .try_send(WireOut::Close(self.close_text.take().unwrap_or_default()));
-        drop(self.out_tx);
-        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer).await;
-        self.cursors.finish().await;
+        // Status first: the link is over for the user now, whatever the teardown below takes.
         if self.registered && self.peer.unregister(self.link_id) {
             if let Some(up) = &self.up {
                 for room in &up.rooms.shared {
@@ -509,10 +498,24 @@ impl Session {
             f.shared_rooms.clear();
             f.rtt_ms = None;
             f.direction = None;
+            // The dial loop moves it on (backing off, connecting) from here.
+            f.set_state(PeerState::Connecting);
             if let Ending::AfterUp(why) = &ending {
                 f.last_error = Some(why.clone());
             }
         }
+        // Commits still running finish (their posts are stored) but are not acked: the peer
+        // resends them after reconnecting and they come back as duplicates.
+        let _ = tokio::time::timeout(Duration::from_secs(2), async {
+            while self.submits.next().await.is_some() {}
+        })
+        .await;
+        let _ = self
+            .out_tx
+            .try_send(WireOut::Close(self.close_text.take().unwrap_or_default()));
+        drop(self.out_tx);
+        let _ = tokio::time::timeout(Duration::from_secs(1), self.writer).await;
+        self.cursors.finish().await;
         ending
     }
 }
