@@ -81,8 +81,10 @@ fn main() {
 
         let status = board.status();
         println!(
-            "tun counters: in {} out {} dropped {}",
-            status["tun"]["datagrams_in"], status["tun"]["datagrams_out"], status["tun"]["dropped"]
+            "tun counters: datagrams in {}, out {}, dropped {}",
+            status["tun"]["datagrams_in"],
+            status["tun"]["datagrams_out"],
+            status["tun"]["dropped_total"]
         );
         let _ = stop_tx.send(true);
         let _ = side.await;
@@ -133,8 +135,12 @@ async fn host_to_hub(hub: &Hub, group: Ipv4Addr, port: u16, posts: usize) {
 /// Committed posts go out to a joined socket; throughput, and latency from the hub's fan-out
 /// (seen by a subscriber of our own) to the socket's receive.
 async fn hub_to_socket(hub: &Hub, group: Ipv4Addr, port: u16, posts: usize) {
-    const SUBMITTERS: usize = 32;
+    const SUBMITTERS: usize = 256;
     let socket = join_group(group, port, Ipv4Addr::new(10, 77, 0, 1)).expect("join");
+    // A listener that expects bursts asks for a big receive buffer; with the default (~208 KiB)
+    // a burst of thousands of posts overflows it while this process's two runtime threads are
+    // busy committing, and the figure would measure the listener, not the gateway.
+    let _ = nix::sys::socket::setsockopt(&socket, nix::sys::socket::sockopt::RcvBuf, &(4 << 20));
     socket.set_nonblocking(true).expect("nonblocking");
     let socket = tokio::net::UdpSocket::from_std(socket).expect("tokio socket");
     // Give the kernel a moment to report the membership (not needed for delivery, but keeps
