@@ -155,3 +155,54 @@ fn private_room_traffic_is_sealed_and_cannot_be_injected() {
             .starts_with(&Ipv4Addr::new(10, 77, 0, 1).to_string()));
     });
 }
+
+#[test]
+fn a_psk_changed_by_sighup_reseals_the_room() {
+    if !can_run("a_psk_changed_by_sighup_reseals_the_room") {
+        return;
+    }
+    let ns = Netns::new("rekey");
+    let name = ns.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    ns.run(move || {
+        let gw = tun_gateway_in(&name, &dir_path, ROOMS);
+        let (group, port) = room_group(&gw, "club");
+        let listener = join(group, port);
+        let tx = sender();
+        let old = SealKey::derive(PSK, "club");
+        let new = SealKey::derive("n3w-club-key", "club");
+
+        let config = std::fs::read_to_string(&gw.config_path).unwrap();
+        std::fs::write(&gw.config_path, config.replace(PSK, "n3w-club-key")).unwrap();
+        unsafe {
+            libc::kill(gw.pid(), libc::SIGHUP);
+        }
+        // The side re-derives its keys within a membership tick (0.5 s) of the reload.
+        assert!(
+            wait_until(Duration::from_secs(3), || {
+                tx.send_to(&new.seal_random(b"probe"), (group, port))
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(100));
+                !gw.history_with_psk("club", 100, Some("n3w-club-key"))
+                    .is_empty()
+            }),
+            "the new PSK's seal was not accepted: {}",
+            gw.status()["tun"]
+        );
+        let bad_before = dropped(&gw, "bad_seal");
+        tx.send_to(&old.seal_random(b"old key words"), (group, port))
+            .unwrap();
+        assert!(wait_until(Duration::from_secs(2), || dropped(
+            &gw, "bad_seal"
+        ) == bad_before + 1));
+
+        while recv_one(&listener, Duration::from_millis(100)).is_some() {}
+        gw.try_post("club", "alice", "after the rekey", Some("n3w-club-key"))
+            .expect("post with the new PSK");
+        let sealed = recv_one(&listener, Duration::from_secs(3)).expect("room datagram");
+        assert!(old.open(&sealed).is_err(), "still sealed with the old PSK");
+        let post = decode_post(&new.open(&sealed).expect("opens with the new PSK")).unwrap();
+        assert_eq!(post.text, "after the rekey");
+    });
+}
