@@ -8,10 +8,8 @@
 //! - [`worker`]: the radio thread (driver, faults, recovery).
 //! - [`status`]: `/status` and `/metrics`.
 //! - [`sim`]: the simulated backend; [`probe`]: `meshroom-gw radio probe`.
-//! - [`link`]: the adapter to the MeshCore side's `RadioLink`.
 
 pub mod airtime;
-pub mod link;
 pub mod probe;
 pub mod scheduler;
 pub mod settings;
