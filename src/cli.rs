@@ -320,6 +320,9 @@ pub fn render_status(s: &Value) -> String {
                 .unwrap_or_else(|| "-".into())
         );
     }
+    if let Some(line) = crate::tun::status::status_line(&s["tun"]) {
+        let _ = writeln!(out, "\n{line}");
+    }
     let peers = s["peers"].as_array().cloned().unwrap_or_default();
     let _ = writeln!(out);
     if peers.is_empty() {

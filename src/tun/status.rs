@@ -135,3 +135,65 @@ impl StatusSource for TunStatusSource {
         }
     }
 }
+
+/// The TUN side's line in the `meshroom-gw status` table, from its `/status` value.
+pub fn status_line(tun: &Value) -> Option<String> {
+    let state = tun["state"].as_str()?;
+    let device = tun["device"].as_str().unwrap_or("meshroom0");
+    Some(match state {
+        "up" => format!(
+            "TUN {device}: up, rooms in {} on port(s) {}; datagrams in {}, out {}, dropped {}",
+            tun["range"].as_str().unwrap_or("?"),
+            ports(tun),
+            tun["datagrams_in"].as_u64().unwrap_or(0),
+            tun["datagrams_out"].as_u64().unwrap_or(0),
+            tun["dropped_total"].as_u64().unwrap_or(0),
+        ),
+        other => format!(
+            "TUN {device}: {other}{}",
+            tun["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ),
+    })
+}
+
+fn ports(tun: &Value) -> String {
+    let mut ports: Vec<u64> = tun["rooms"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["port"].as_u64())
+        .collect();
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+        .iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_line_says_up_or_why_not() {
+        let up = json!({"state": "up", "device": "meshroom0", "range": "239.77.0.0/16",
+            "rooms": [{"port": 7077}, {"port": 7078}, {"port": 7077}],
+            "datagrams_in": 3, "datagrams_out": 5, "dropped_total": 1});
+        assert_eq!(
+            status_line(&up).unwrap(),
+            "TUN meshroom0: up, rooms in 239.77.0.0/16 on port(s) 7077,7078; datagrams in 3, out 5, dropped 1"
+        );
+        let down = json!({"state": "unavailable", "device": "meshroom0",
+            "reason": "not permitted to create TUN device (needs CAP_NET_ADMIN)"});
+        assert_eq!(
+            status_line(&down).unwrap(),
+            "TUN meshroom0: unavailable (not permitted to create TUN device (needs CAP_NET_ADMIN))"
+        );
+        assert_eq!(status_line(&json!(null)), None);
+    }
+}
