@@ -69,8 +69,6 @@ pub struct ChipCounters {
     pub missing_clamp_fix: u64,
     /// SetPacketParams not followed by the 0x0736 IQ fix before the next TX/RX.
     pub missing_iq_fix: u64,
-    /// IRQ bits read by the host that are not enabled in IrqMask.
-    pub polled_unmasked: u64,
     /// ReadBuffer after RxDone from an offset other than RxStartBufferPointer.
     pub read_wrong_offset: u64,
     /// TX with a GPIO RX switch line high.
