@@ -320,6 +320,9 @@ pub fn render_status(s: &Value) -> String {
                 .unwrap_or_else(|| "-".into())
         );
     }
+    if let Some(line) = crate::radio::status::status_line(&s["radio"]) {
+        let _ = writeln!(out, "\n{line}");
+    }
     if let Some(line) = crate::tun::status::status_line(&s["tun"]) {
         let _ = writeln!(out, "\n{line}");
     }

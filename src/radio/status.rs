@@ -181,3 +181,71 @@ impl StatusSource for RadioStatus {
         }
     }
 }
+
+/// One line for the `meshroom-gw status` table, from the `radio` value of `/status`.
+pub fn status_line(radio: &Value) -> Option<String> {
+    let state = radio["state"].as_str()?;
+    let backend = radio["backend"].as_str().unwrap_or("?");
+    if radio["frequency_mhz"].is_null() {
+        return Some(format!(
+            "radio {backend}: {state}{}",
+            radio["reason"]
+                .as_str()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        ));
+    }
+    let air = &radio["airtime"];
+    let mut line = format!(
+        "radio {backend} ({}): {state}, {} MHz SF{} {} kHz; rx {} tx {} crc errors {}; airtime {:.1}/{:.1} s in {} s ({}%)",
+        radio["chip"].as_str().unwrap_or("?"),
+        radio["frequency_mhz"],
+        radio["spreading_factor"],
+        radio["bandwidth_khz"],
+        radio["packets"]["rx"].as_u64().unwrap_or(0),
+        radio["packets"]["tx"].as_u64().unwrap_or(0),
+        radio["packets"]["crc_errors"].as_u64().unwrap_or(0),
+        air["used_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+        air["allowed_ms"].as_u64().unwrap_or(0) as f64 / 1000.0,
+        air["window_s"].as_u64().unwrap_or(0),
+        air["duty_cycle_percent"],
+    );
+    if let (Some(r), Some(s)) = (
+        radio["last_rssi_dbm"].as_f64(),
+        radio["last_snr_db"].as_f64(),
+    ) {
+        line.push_str(&format!("; last {r:.1} dBm / {s:.2} dB"));
+    }
+    let resets = radio["chip_resets"].as_u64().unwrap_or(0);
+    if resets > 0 {
+        line.push_str(&format!("; {resets} chip resets"));
+    }
+    Some(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_line_reads_the_status_value() {
+        let v = json!({
+            "backend": "sim", "state": "receiving", "chip": "SX1262 (emulated)",
+            "frequency_mhz": 869.618, "spreading_factor": 8, "bandwidth_khz": 62.5,
+            "packets": {"rx": 3, "tx": 1, "crc_errors": 0},
+            "airtime": {"used_ms": 2311, "allowed_ms": 360000, "window_s": 3600, "duty_cycle_percent": 10.0},
+            "last_rssi_dbm": -78.0, "last_snr_db": 9.25, "chip_resets": 0
+        });
+        let line = status_line(&v).expect("line");
+        assert_eq!(
+            line,
+            "radio sim (SX1262 (emulated)): receiving, 869.618 MHz SF8 62.5 kHz; rx 3 tx 1 crc errors 0; airtime 2.3/360.0 s in 3600 s (10.0%); last -78.0 dBm / 9.25 dB"
+        );
+        let off =
+            json!({"backend": "none", "state": "not running", "reason": "radio.backend is none"});
+        assert_eq!(
+            status_line(&off).expect("line"),
+            "radio none: not running (radio.backend is none)"
+        );
+    }
+}
