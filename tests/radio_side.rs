@@ -220,3 +220,50 @@ fn radio_probe_explains_a_healthy_sim_and_a_missing_spi_device() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_chip_fault_is_recovered_and_the_radio_keeps_working() {
+    use meshroom_gw::config::radio::RadioConfig;
+    use meshroom_gw::radio::sim::SimRadio;
+    use sx126x::emu::{AirConfig, Fault, World};
+    let cfg = RadioConfig {
+        region: "usa-canada".into(),
+        listen_before_talk: false,
+        ..RadioConfig::default()
+    };
+    let resolved = cfg.resolve().expect("settings");
+    let world = World::new_realtime(11, AirConfig::default());
+    let radio = SimRadio::on_world(world.clone(), &resolved, true).expect("radio");
+    wait_receiving(&radio.handle).await;
+    let mut rx = radio.handle.subscribe();
+    // The chip's BUSY line sticks: every command times out until the chip is reset.
+    world.inject_fault(radio.chip, Fault::StuckBusy);
+    let start = Instant::now();
+    while radio.handle.driver_stats().resets == 0 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(radio.handle.driver_stats().resets, 1);
+    wait_receiving(&radio.handle).await;
+    world.inject_rx(radio.chip, b"after the reset", -80.0);
+    assert_eq!(
+        next_frame(&mut rx, Duration::from_secs(5)).await.as_deref(),
+        Some(&b"after the reset"[..])
+    );
+    // A chip that silently leaves RX is noticed by the idle check and reset as well.
+    world.inject_fault(radio.chip, Fault::FallOutOfRx);
+    let start = Instant::now();
+    while radio.handle.driver_stats().resets < 2 && start.elapsed() < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(radio.handle.driver_stats().resets, 2);
+    wait_receiving(&radio.handle).await;
+    radio
+        .handle
+        .transmit(vec![7; 10], TxPriority::Reply)
+        .expect("queued");
+    let start = Instant::now();
+    while radio.handle.driver_stats().tx_packets == 0 && start.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(radio.handle.driver_stats().tx_packets, 1);
+}

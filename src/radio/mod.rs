@@ -112,6 +112,11 @@ impl RadioHandle {
         lock(&self.inner.shared.snapshot).state
     }
 
+    /// The driver's counters (packets, CRC errors, chip resets, …) as last published.
+    pub fn driver_stats(&self) -> sx126x::DriverStats {
+        lock(&self.inner.shared.snapshot).driver.clone()
+    }
+
     /// Frames waiting to be sent.
     pub fn queued(&self) -> usize {
         lock(&self.inner.shared.queue).len()
