@@ -6,7 +6,8 @@
 #
 # Usage: packaging/build-deb.sh [--profile NAME] [--install-tools] [amd64|arm64|all]
 #   --profile NAME    cargo profile to build with (default: release)
-#   --install-tools   install what is missing (cargo-deb, the arm64 cross gcc and Rust target)
+#   --install-tools   install what is missing (cargo-deb; for arm64 the cross gcc, the Rust
+#                     target and qemu-user, which runs the packaged arm64 binary as a check)
 #   amd64|arm64|all   which packages to build (default: all)
 # The packages land in $CARGO_TARGET_DIR/debian/ (default target/debian/); their paths are
 # printed one per line at the end.
@@ -70,6 +71,7 @@ ensure_arm64_tools() {
     local missing=()
     command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
     command -v aarch64-linux-gnu-strip >/dev/null || missing+=(binutils-aarch64-linux-gnu)
+    command -v qemu-aarch64 >/dev/null || missing+=(qemu-user)
     if [ ${#missing[@]} -gt 0 ]; then
         if ! $install_tools; then
             echo "missing for arm64: ${missing[*]} (run with --install-tools)" >&2
@@ -117,12 +119,15 @@ build_arm64() {
         cargo deb --locked --profile "$profile" --target "$arm64_triple" | tail -n 1
 }
 
-# cargo-deb writes no md5sums control file; add one (conffiles excluded, as dh_md5sums does) so
-# `dpkg --verify` and debsums can check an installed gateway's files.
-add_md5sums() {
-    local deb="$1" tmp
+# Two finishing touches cargo-deb does not do: an md5sums control file (conffiles excluded, as
+# dh_md5sums does) so `dpkg --verify` and debsums can check an installed gateway's files; and,
+# for a cross-built package, Depends without the build's architecture qualifier
+# (`libc6:arm64` -> `libc6`: on the target that is simply the native libc).
+finish_package() {
+    local deb="$1" arch="$2" tmp
     tmp="$(mktemp -d)"
     dpkg-deb -R "$deb" "$tmp/pkg"
+    sed -i "/^Depends:/s/:$arch\b//g" "$tmp/pkg/DEBIAN/control"
     (
         cd "$tmp/pkg"
         find . -path ./DEBIAN -prune -o -type f -printf '%P\n' | LC_ALL=C sort |
@@ -142,6 +147,9 @@ check_package() {
     contents="$(dpkg-deb -c "$deb")"
     grep -q "^ Architecture: $arch\$" <<<"$info" || { echo "$deb: not $arch" >&2; echo "$info" >&2; exit 1; }
     grep -q '^ Depends:.*adduser' <<<"$info" || { echo "$deb: no Depends on adduser" >&2; exit 1; }
+    if grep -q '^ Depends:.*:[a-z0-9]' <<<"$info"; then
+        echo "$deb: architecture-qualified Depends" >&2; exit 1
+    fi
     grep -q '^ *[0-9]* bytes, *[0-9]* lines *md5sums' <<<"$info" || { echo "$deb: no md5sums" >&2; exit 1; }
     for path in \
         ./usr/bin/meshroom-gw \
@@ -163,12 +171,28 @@ check_package() {
     dpkg-deb -x "$deb" "$tmp"
     local machine
     machine="$(file -b "$tmp/usr/bin/meshroom-gw" 2>/dev/null || od -An -tx1 -j18 -N2 "$tmp/usr/bin/meshroom-gw")"
-    rm -rf "$tmp"
     case "$arch:$machine" in
         amd64:*x86-64*|amd64:*" 3e 00"*|arm64:*aarch64*|arm64:*" b7 00"*) ;;
         *) echo "$deb: binary is not $arch: $machine" >&2; exit 1 ;;
     esac
-    log "$deb: Architecture $arch, all files present"
+    # And it must run: natively, or an arm64 one under qemu-user with the cross libc.
+    local run=()
+    if [ "$arch" = arm64 ] && [ "$host_arch" != arm64 ]; then
+        if command -v qemu-aarch64 >/dev/null; then
+            run=(qemu-aarch64 -L /usr/aarch64-linux-gnu)
+        else
+            log "qemu-aarch64 not installed: not running the arm64 binary (--install-tools adds it)"
+            run=(skip)
+        fi
+    fi
+    if [ "${run[0]:-}" != skip ]; then
+        "${run[@]}" "$tmp/usr/bin/meshroom-gw" --version >/dev/null ||
+            { echo "$deb: the packaged binary does not run" >&2; exit 1; }
+        "${run[@]}" "$tmp/usr/bin/meshroom-gw" check-config --config "$tmp/etc/meshroom-gw/config.yaml" >/dev/null ||
+            { echo "$deb: the packaged config does not pass check-config" >&2; exit 1; }
+    fi
+    rm -rf "$tmp"
+    log "$deb: Architecture $arch, all files present, binary runs"
 }
 
 host_arch="$(dpkg --print-architecture)"
@@ -184,7 +208,7 @@ for arch in $arches; do
         echo "building $arch on $host_arch is not supported by this script" >&2
         exit 1
     fi
-    add_md5sums "$deb"
+    finish_package "$deb" "$arch"
     check_package "$deb" "$arch"
     built+=("$deb")
 done

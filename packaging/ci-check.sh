@@ -5,8 +5,9 @@
 #   2. `systemd-analyze verify` on the unit prints nothing on stderr, and
 #      `systemd-analyze security --offline=true` rates it at most 2.0;
 #   3. `apt-get install ./meshroom-gw_*.deb` works without a running systemd, creates the user,
-#      its state directory and a private config; the installed binary runs `--version`,
-#      `check-config` on the installed config, and serves /status from it as user `meshroom`;
+#      its state directory and a private config; the installed binary runs `--version` and
+#      `check-config` on the installed config, and, as user `meshroom` with CAP_NET_ADMIN only
+#      in a network namespace of its own, serves /status and brings its TUN device up;
 #   4. reinstalling keeps the admin's config edits, `apt-get remove` keeps config and state,
 #      `apt-get purge` leaves nothing behind.
 # The arm64 package is built by packaging/build-deb.sh, not here (a second full cross build).
@@ -30,6 +31,7 @@ command -v systemd-analyze >/dev/null || need_apt+=(systemd)
 command -v man >/dev/null || need_apt+=(man-db)
 command -v file >/dev/null || need_apt+=(file)
 command -v curl >/dev/null || need_apt+=(curl)
+command -v ip >/dev/null || need_apt+=(iproute2)
 if [ ${#need_apt[@]} -gt 0 ]; then
     step "installing ${need_apt[*]}"
     apt-get update -qq
@@ -100,32 +102,64 @@ if [ -n "$verify_err" ]; then
 fi
 ok "systemd-analyze verify: silent"
 
-step "the installed gateway serves /status as user meshroom"
-# The installed config, on a free port so as not to disturb anything else on this machine.
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+step "the installed gateway runs as meshroom with only CAP_NET_ADMIN, as the unit grants"
+# The unit's grant, reproduced without systemd: user meshroom, CAP_NET_ADMIN as the only
+# (ambient, bounding) capability, no_new_privs, on the installed config and state directory, in a
+# network namespace of its own. /dev/net/tun gets Debian's usual mode 0666 in a private mount
+# namespace (some CI sandboxes have it 0600). The TUN device must come up and have IPv6 off.
+ns="meshroom-pkg-ci-$$"
 smoke="$(mktemp -d)"
-sed "s/127\.0\.0\.1:7070/127.0.0.1:$port/" /etc/meshroom-gw/config.yaml >"$smoke/config.yaml"
-chown -R meshroom:meshroom "$smoke"
-runuser -u meshroom -- env MESHROOM_LOG=info meshroom-gw run --config "$smoke/config.yaml" \
-    >"$smoke/log" 2>&1 &
+cleanup_smoke() { ip netns del "$ns" 2>/dev/null || true; rm -rf "$smoke"; }
+trap cleanup_smoke EXIT
+ip netns add "$ns" || fail "cannot create a network namespace"
+ip netns exec "$ns" ip link set lo up
+mkdir "$smoke/dev"
+{
+    echo 'set -e'
+    echo "mount -t tmpfs -o mode=0755 none '$smoke/dev'"
+    echo "mknod -m 0666 '$smoke/dev/tun' c 10 200"
+    echo "mount --bind '$smoke/dev/tun' /dev/net/tun"
+    echo "exec ip netns exec '$ns' setpriv --reuid=meshroom --regid=meshroom --init-groups" \
+        "--inh-caps=-all,+net_admin --ambient-caps=-all,+net_admin --bounding-set=-all,+net_admin" \
+        "--no-new-privs -- env NO_COLOR=1 MESHROOM_LOG=info" \
+        "/usr/bin/meshroom-gw run --config /etc/meshroom-gw/config.yaml"
+} >"$smoke/run.sh"
+unshare --mount --propagation private bash "$smoke/run.sh" >"$smoke/log" 2>&1 &
 gw=$!
 status=""
 for _ in $(seq 1 100); do
-    status="$(curl -fsS "http://127.0.0.1:$port/status" 2>/dev/null || true)"
+    status="$(ip netns exec "$ns" curl -fsS http://127.0.0.1:7070/status 2>/dev/null || true)"
     [ -n "$status" ] && break
     kill -0 "$gw" 2>/dev/null || break
     sleep 0.2
 done
+caps="$(grep -E '^(Uid|CapEff|CapBnd|CapAmb):' "/proc/$gw/status" 2>/dev/null | tr -s '\t ' ' ' || true)"
 kill -TERM "$gw" 2>/dev/null || true
-wait "$gw" || true
+gw_exit=0
+wait "$gw" || gw_exit=$?
 if [ -z "$status" ]; then
     cat "$smoke/log"
-    fail "the gateway did not serve /status with the installed config"
+    fail "the installed gateway did not serve /status"
 fi
-grep -q '"Public"' <<<"$status" || fail "/status lacks the shipped room: $status"
+printf '%s\n' "$status" | python3 -c '
+import json, os, sys
+s = json.load(sys.stdin)
+assert any(r["name"] == "Public" for r in s["rooms"]), "room Public missing"
+tun = s["tun"]
+assert tun.get("state") == "up", "TUN side not up: %r" % (tun,)
+if os.path.isdir("/proc/sys/net/ipv6"):
+    assert tun.get("ipv6_disabled") is True, "IPv6 left on: %r" % (tun,)
+' || { cat "$smoke/log"; fail "unexpected /status: $status"; }
+uid="$(id -u meshroom)"
+{ grep -q "Uid: $uid " <<<"$caps" && grep -q 'CapEff: 0000000000001000' <<<"$caps" &&
+    grep -q 'CapBnd: 0000000000001000' <<<"$caps"; } ||
+    fail "not running as meshroom with CAP_NET_ADMIN only: $caps"
+[ "$gw_exit" -eq 0 ] || { cat "$smoke/log"; fail "gateway exited $gw_exit on SIGTERM"; }
+if grep -q $'\e\\[' "$smoke/log"; then fail "colour codes in the log despite NO_COLOR=1"; fi
 [ "$(stat -c %U /var/lib/meshroom-gw/* | sort -u)" = meshroom ] || fail "state not owned by meshroom"
-rm -rf "$smoke"
-ok "/status answered with room Public; state in /var/lib/meshroom-gw owned by meshroom"
+cleanup_smoke
+trap - EXIT
+ok "as meshroom with CAP_NET_ADMIN only: /status answers, TUN up with IPv6 off, clean exit on SIGTERM"
 
 step "reinstall keeps the admin's edits; remove keeps config and state"
 echo "# edited by the admin" >>/etc/meshroom-gw/config.yaml
