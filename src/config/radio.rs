@@ -110,6 +110,12 @@ pub struct RadioConfig {
     /// Share of receptions lost at random, percent.
     #[serde(default)]
     pub sim_drop_percent: f32,
+    /// Gaussian noise on the RSSI the simulated chip reports (σ, dB).
+    #[serde(default)]
+    pub sim_rssi_sigma_db: f32,
+    /// Gaussian noise on the SNR the simulated chip reports (σ, dB).
+    #[serde(default)]
+    pub sim_snr_sigma_db: f32,
 }
 
 impl Default for RadioConfig {
@@ -145,6 +151,8 @@ impl Default for RadioConfig {
             air_dir: default_air_dir(),
             sim_loss_db: default_loss(),
             sim_drop_percent: 0.0,
+            sim_rssi_sigma_db: 0.0,
+            sim_snr_sigma_db: 0.0,
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct Resolved {
     pub air_dir: PathBuf,
     pub sim_loss_db: f32,
     pub sim_drop_probability: f64,
+    pub sim_rssi_sigma_db: f32,
+    pub sim_snr_sigma_db: f32,
 }
 
 fn pin(
@@ -210,6 +212,8 @@ impl RadioConfig {
             air_dir: self.air_dir.clone(),
             sim_loss_db: self.sim_loss_db,
             sim_drop_probability: f64::from(self.sim_drop_percent) / 100.0,
+            sim_rssi_sigma_db: self.sim_rssi_sigma_db.max(0.0),
+            sim_snr_sigma_db: self.sim_snr_sigma_db.max(0.0),
         })
     }
 

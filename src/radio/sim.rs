@@ -38,6 +38,8 @@ impl SimRadio {
         let air = AirConfig {
             default_loss_db: r.sim_loss_db,
             drop_probability: r.sim_drop_probability,
+            rssi_sigma_db: r.sim_rssi_sigma_db,
+            snr_sigma_db: r.sim_snr_sigma_db,
             ..AirConfig::default()
         };
         let world = World::new_realtime(rand::random(), air);
@@ -96,5 +98,7 @@ pub fn resolved_for(air_dir: &Path, p: &SimParams) -> Resolved {
         air_dir: air_dir.to_path_buf(),
         sim_loss_db: p.loss_db,
         sim_drop_probability: p.drop_probability,
+        sim_rssi_sigma_db: 0.0,
+        sim_snr_sigma_db: 0.0,
     }
 }

@@ -213,3 +213,71 @@ fn a_frame_crosses_between_two_processes() {
     );
     assert_eq!(world.air_errors(), 0);
 }
+
+#[test]
+fn the_soft_threshold_makes_reception_near_the_floor_probabilistic() {
+    let world = World::new_virtual(
+        21,
+        AirConfig {
+            soft_threshold: true,
+            ..AirConfig::default()
+        },
+    );
+    let (a, mut tx) = radio(&world, eu_narrow());
+    let (b, mut rx) = radio(&world, eu_narrow());
+    // 22 dBm − 152 dB = −130 dBm, 10 dB below the −120 dBm noise floor: SNRmin at SF8.
+    world.set_link_loss(a, b, 152.0);
+    let mut got = 0;
+    for _ in 0..200 {
+        tx.transmit(&[0x33; 16]).expect("tx");
+        tx.start_receive().expect("rx");
+        if rx.receive(Duration::from_secs(2)).expect("rx").is_some() {
+            got += 1;
+        }
+    }
+    assert!(
+        (60..=140).contains(&got),
+        "about half should arrive: {got}/200"
+    );
+    // Well above the floor nothing is lost.
+    world.set_link_loss(a, b, 140.0);
+    for _ in 0..50 {
+        tx.transmit(&[0x44; 16]).expect("tx");
+        tx.start_receive().expect("rx");
+        assert!(rx.receive(Duration::from_secs(2)).expect("rx").is_some());
+    }
+}
+
+#[test]
+fn measurement_noise_spreads_the_reported_rssi() {
+    let world = World::new_virtual(
+        22,
+        AirConfig {
+            rssi_sigma_db: 1.0,
+            snr_sigma_db: 0.5,
+            ..AirConfig::default()
+        },
+    );
+    let (a, mut tx) = radio(&world, eu_narrow());
+    let (b, mut rx) = radio(&world, eu_narrow());
+    world.set_link_loss(a, b, 110.0);
+    let mut rssi = Vec::new();
+    for _ in 0..100 {
+        tx.transmit(&[0x55; 8]).expect("tx");
+        tx.start_receive().expect("rx");
+        rssi.push(
+            rx.receive(Duration::from_secs(2))
+                .expect("rx")
+                .expect("frame")
+                .rssi_dbm,
+        );
+    }
+    let mean = rssi.iter().sum::<f32>() / rssi.len() as f32;
+    let spread = rssi.iter().map(|r| (r - mean).powi(2)).sum::<f32>() / rssi.len() as f32;
+    assert!((mean - -88.0).abs() < 0.5, "mean {mean}");
+    assert!(
+        spread.sqrt() > 0.5 && spread.sqrt() < 1.6,
+        "σ {}",
+        spread.sqrt()
+    );
+}

@@ -22,6 +22,13 @@ pub struct AirConfig {
     pub capture_db: f32,
     /// Noise figure added to the thermal floor (boosted RX gain), dB.
     pub noise_figure_db: f32,
+    /// Gaussian measurement noise on reported packet RSSI (σ, dB); 0 = exact.
+    pub rssi_sigma_db: f32,
+    /// Gaussian measurement noise on reported packet SNR (σ, dB); 0 = exact.
+    pub snr_sigma_db: f32,
+    /// Soften the demodulation cliff: near SNRmin a frame is locked with a logistic probability
+    /// (≈ 1 % at −1 dB, 50 % at the floor, ≈ 99 % at +1 dB) instead of all-or-nothing.
+    pub soft_threshold: bool,
 }
 
 impl Default for AirConfig {
@@ -31,6 +38,9 @@ impl Default for AirConfig {
             drop_probability: 0.0,
             capture_db: 6.0,
             noise_figure_db: 6.0,
+            rssi_sigma_db: 0.0,
+            snr_sigma_db: 0.0,
+            soft_threshold: false,
         }
     }
 }
@@ -58,6 +68,17 @@ const ISO: [[f32; 6]; 6] = [
     [-22.0, -22.0, -21.0, -20.0, 1.0, -20.0],
     [-25.0, -25.0, -25.0, -24.0, -23.0, 1.0],
 ];
+
+/// Probability of locking onto a frame `margin_db` above (or below) the demodulation floor when
+/// the soft threshold is on.
+pub fn lock_probability(margin_db: f32) -> f64 {
+    1.0 / (1.0 + (-4.6 * f64::from(margin_db)).exp())
+}
+
+/// One standard normal sample (Box–Muller) from two uniform samples in (0, 1].
+pub fn gaussian(u1: f64, u2: f64) -> f64 {
+    (-2.0 * u1.max(f64::MIN_POSITIVE).ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
+}
 
 pub fn dbm_to_mw(dbm: f32) -> f64 {
     10f64.powf(f64::from(dbm) / 10.0)

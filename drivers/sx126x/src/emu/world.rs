@@ -1107,7 +1107,13 @@ impl State {
         }
         let power = self.air.rx_power(p, c.node);
         let snr = power - noise_floor_dbm(cfg.params.bandwidth, cfg.noise_figure_db);
-        if snr < super::air::snr_min_db(cfg.params.spreading_factor) {
+        let margin = snr - super::air::snr_min_db(cfg.params.spreading_factor);
+        if self.air.config.soft_threshold && margin.abs() < 3.0 {
+            let p_lock = super::air::lock_probability(margin);
+            if !self.rng.gen_bool(p_lock.clamp(0.0, 1.0)) {
+                return;
+            }
+        } else if margin < 0.0 {
             return;
         }
         if let Some(l) = c.lock {
@@ -1177,7 +1183,16 @@ impl State {
         }
         let cfg = self.rx_config(chip);
         let node = self.chips[chip].node;
-        let (rssi, signal, snr) = self.air.link_figures(&p, &cfg, node, p.t0, p.t_end);
+        let (mut rssi, mut signal, mut snr) = self.air.link_figures(&p, &cfg, node, p.t0, p.t_end);
+        let (rs, ss) = (self.air.config.rssi_sigma_db, self.air.config.snr_sigma_db);
+        if rs > 0.0 {
+            let e = rs * super::air::gaussian(self.rng.gen(), self.rng.gen()) as f32;
+            rssi += e;
+            signal += e;
+        }
+        if ss > 0.0 {
+            snr += ss * super::air::gaussian(self.rng.gen(), self.rng.gen()) as f32;
+        }
         let flips: Vec<(usize, u8)> = if crc_failed && !p.payload.is_empty() {
             (0..3)
                 .map(|_| {
