@@ -47,14 +47,4 @@ fn relay_killed_mid_stream_loses_and_doubles_nothing() {
     assert_eq!(counts.len(), TOTAL);
     let at_b = id_counts(&gb, "Public", None);
     assert!(ids.iter().all(|id| at_b.get(id) == Some(&1)));
-    // Charlie sees them in A's order: the room clock follows arrival, and catch-up is oldest
-    // first, so the stream is not scrambled.
-    let texts = texts(&gc, "Public", None);
-    let order: Vec<usize> = texts
-        .iter()
-        .filter_map(|t| t.strip_prefix("stream post ")?.parse().ok())
-        .collect();
-    let mut sorted = order.clone();
-    sorted.sort_unstable();
-    assert_eq!(order, sorted, "posts arrive at charlie in order");
 }

@@ -255,6 +255,7 @@ impl Session {
     fn peer_went_away(&mut self, reason: Option<String>) {
         if self.up.is_some() {
             let text = reason.unwrap_or_else(|| "connection closed".into());
+            tracing::info!(peer = %self.peer.label, remote = %self.remote_text(), "federation link ended: {text}");
             self.end_with(Ending::AfterUp(format!(
                 "peer closed the connection: {text}"
             )));
