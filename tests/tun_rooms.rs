@@ -196,3 +196,51 @@ fn device_address_and_route_are_gone_after_the_gateway_stops() {
         gw.log()
     );
 }
+
+#[test]
+fn ipv6_stays_off_on_the_device_when_proc_sys_is_read_only() {
+    // Under systemd's ProtectKernelTunables=yes (our unit) /proc/sys is read-only, so the
+    // disable_ipv6 sysctl cannot be written; the device must still carry no IPv6.
+    if !can_run("ipv6_stays_off_on_the_device_when_proc_sys_is_read_only") {
+        return;
+    }
+    if !std::path::Path::new("/proc/sys/net/ipv6").exists() {
+        eprintln!("\n*** SKIPPED ipv6_stays_off…: this kernel has no IPv6 ***\n");
+        return;
+    }
+    let ns = Netns::new("ro-sysctl");
+    let name = ns.name.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let dir_path = dir.path().to_path_buf();
+    let gw = ns.run(move || {
+        let script = "mount --bind /proc/sys /proc/sys && mount -o remount,bind,ro /proc/sys \
+                      && exec \"$0\" \"$@\"";
+        let prefix = [
+            "ip", "netns", "exec", &name, "unshare", "--mount", "--", "sh", "-c", script,
+        ];
+        let mut gw =
+            common::Gateway::configure("tun-ro", &dir_path, common::free_port(), ROOMS, &prefix);
+        gw.spawn();
+        assert!(
+            wait_until(Duration::from_secs(10), || gw.status()["tun"]["state"]
+                == "up"),
+            "{}",
+            gw.log()
+        );
+        assert_eq!(
+            gw.status()["tun"]["ipv6_disabled"],
+            true,
+            "{}",
+            gw.status()["tun"]
+        );
+        gw
+    });
+    // Give the kernel the time it would take to configure a link-local address (DAD).
+    std::thread::sleep(Duration::from_millis(1500));
+    let v6 = ns.ip(&["-6", "addr", "show", "dev", "meshroom0"]);
+    assert!(
+        !v6.contains("inet6"),
+        "the device has an IPv6 address: {v6}"
+    );
+    drop(gw);
+}

@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use futures_util::TryStreamExt;
 use ipnet::Ipv4Net;
+use rtnetlink::packet_route::link::{AfSpecInet6, AfSpecUnspec, In6AddrGenMode, LinkAttribute};
 use rtnetlink::packet_route::route::RouteScope;
 use rtnetlink::{Handle, LinkUnspec, RouteMessageBuilder};
 
@@ -143,7 +144,8 @@ impl TunDevice {
         Ok(dev)
     }
 
-    /// Whether IPv6 was turned off on the device (false when the kernel has no IPv6).
+    /// Whether IPv6 was turned off on the device (`disable_ipv6`, or where /proc/sys is
+    /// read-only, no IPv6 addresses); false when the kernel has no IPv6.
     pub fn ipv6_disabled(&self) -> bool {
         self.ipv6_disabled
     }
@@ -158,8 +160,29 @@ impl TunDevice {
         let sysctl = format!("/proc/sys/net/ipv6/conf/{}/disable_ipv6", self.setup.name);
         match std::fs::write(&sysctl, b"1") {
             Ok(()) => self.ipv6_disabled = true,
+            Err(e) if std::path::Path::new("/proc/sys/net/ipv6").exists() => {
+                // /proc/sys is read-only (systemd's ProtectKernelTunables, containers): no
+                // IPv6 address at all on the device has the same effect, since the kernel sends
+                // neither solicitations nor MLD without a link-local address. That setting goes
+                // over netlink, before the link comes up.
+                let no_addresses = LinkUnspec::new_with_index(self.index)
+                    .append_extra_attribute(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
+                        vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
+                    )]))
+                    .build();
+                match self.handle.link().set(no_addresses).execute().await {
+                    Ok(()) => {
+                        self.ipv6_disabled = true;
+                        tracing::debug!(path = %sysctl, error = %e, "IPv6 sysctl not writable; IPv6 address generation turned off on the TUN device instead");
+                    }
+                    Err(nl_err) => tracing::warn!(
+                        path = %sysctl, error = %e, netlink = %nl_err,
+                        "cannot turn IPv6 off on the TUN device; router solicitations may appear on it"
+                    ),
+                }
+            }
             Err(e) => {
-                tracing::debug!(path = %sysctl, error = %e, "IPv6 not turned off on the TUN device (no IPv6 in this kernel?)")
+                tracing::debug!(path = %sysctl, error = %e, "no IPv6 in this kernel; nothing to turn off")
             }
         }
         self.handle
