@@ -267,6 +267,14 @@ fn sighup_reloads_rooms_without_a_restart() {
     }
     assert!(reloaded, "SIGHUP did not reload:\n{}", gw.log());
     assert_eq!(gw.pid(), pid);
-    let log = gw.log();
+    // The log line follows the status change by a moment: wait for it rather than race it.
+    let mut log = gw.log();
+    for _ in 0..40 {
+        if log.contains("Newcomer") && log.contains("restart") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+        log = gw.log();
+    }
     assert!(log.contains("Newcomer") && log.contains("restart"), "{log}");
 }
