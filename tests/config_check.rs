@@ -200,6 +200,12 @@ const BROKEN: &[(&str, usize, &str, &str)] = &[
         "port 0",
     ),
     ("rooms:\n  - name: A\n   bad indent: [\n", 3, "", ""),
+    (
+        "rooms:\n  - name: A\nradio:\n  backend: sx126x\n  board: nosuchhat\n",
+        5,
+        "radio.board",
+        "nosuchhat",
+    ),
 ];
 
 #[test]

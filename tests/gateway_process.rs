@@ -251,7 +251,7 @@ fn sighup_reloads_rooms_without_a_restart() {
         libc::kill(pid, libc::SIGHUP);
     }
     let mut reloaded = false;
-    for _ in 0..100 {
+    for _ in 0..400 {
         let s = gw.status();
         if s["rooms"][0]["description"] == "everyone, reloaded" {
             assert_eq!(s["rooms"][1]["history"]["max"], 60);

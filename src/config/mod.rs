@@ -452,6 +452,9 @@ fn validate(config: &Config, report: &mut Report<'_>) {
             }
         }
     }
+    for (key, message) in config.radio.problems() {
+        report.error(key, message);
+    }
     for (key, message) in config.federation.problems() {
         report.error(key.into(), message);
     }
