@@ -67,13 +67,20 @@ pub async fn spawn(ctx: SideContext) -> anyhow::Result<Option<JoinHandle<()>>> {
     };
     let device = match TunDevice::open(setup).await {
         Ok(d) => d,
-        Err(e) if e.is_unavailable() && cfg.enabled == TunMode::Auto => {
+        // `auto` runs without the side whatever the reason (no TUN support, no permission, the
+        // name taken by another interface or gateway); `unavailable` vs `failed` tells which.
+        Err(e) if cfg.enabled == TunMode::Auto => {
             tracing::warn!(
                 "running without the TUN side: {e}; rooms are not visible as multicast groups on this host"
             );
+            let state = if e.is_unavailable() {
+                "unavailable"
+            } else {
+                "failed"
+            };
             ctx.status.absent(
                 "tun",
-                json!({"device": cfg.device, "state": "unavailable", "reason": e.to_string()}),
+                json!({"device": cfg.device, "state": state, "reason": e.to_string()}),
             );
             return Ok(None);
         }
