@@ -71,6 +71,21 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// A software MeshCore companion on the simulated air: list rooms, log in, post, listen.
+    Client {
+        /// Directory of the simulated air [default: radio.air_dir of the configuration]
+        #[arg(long, value_name = "DIR")]
+        air: Option<PathBuf>,
+        /// This client's name (shown in its adverts).
+        #[arg(long, default_value = "client")]
+        name: String,
+        /// Where the client keeps its key and what it learnt
+        /// [default: ~/.local/state/meshroom-gw/client-NAME]
+        #[arg(long, value_name = "DIR")]
+        state: Option<PathBuf>,
+        #[command(subcommand)]
+        action: crate::meshcore::client_cli::ClientCommand,
+    },
     /// Radio tools: bring-up diagnostics, presets.
     Radio {
         #[command(subcommand)]
@@ -480,6 +495,29 @@ pub async fn post(
     let v: Value = serde_json::from_str(&answer.body).unwrap_or(Value::Null);
     println!("posted to {room} as {}", v["id"].as_str().unwrap_or("?"));
     Ok(())
+}
+
+/// `meshroom-gw client …`: radio settings and air directory come from the configuration when
+/// there is one, so the client hears the gateway.
+pub async fn client(
+    air: Option<PathBuf>,
+    name: String,
+    state: Option<PathBuf>,
+    action: crate::meshcore::client_cli::ClientCommand,
+    config_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    use crate::meshcore::client_cli;
+    let radio = config::resolve(config_path)
+        .map(|l| l.config.radio)
+        .unwrap_or_default();
+    let params = crate::radio::SimParams::from_config(&radio)?;
+    let opts = client_cli::ClientOptions {
+        air: air.unwrap_or(radio.air_dir),
+        state: state.unwrap_or_else(|| client_cli::default_state_dir(&name)),
+        name,
+        params,
+    };
+    client_cli::run(opts, action).await
 }
 
 #[cfg(test)]

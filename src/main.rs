@@ -51,6 +51,12 @@ fn main() {
                     Command::Tail { room, json } => {
                         report(meshroom_gw::tun::tail::run(config_path, &room, json).await)
                     }
+                    Command::Client {
+                        air,
+                        name,
+                        state,
+                        action,
+                    } => report(cli::client(air, name, state, action, config_path).await),
                     Command::CheckConfig
                     | Command::Configfile
                     | Command::Radio { .. }

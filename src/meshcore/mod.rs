@@ -9,6 +9,7 @@
 //! - `engine` (with `room`, `roster`, `history`, `dedup`, `counters`): the room server for
 //!   every room on one radio — frames and time in, actions out.
 pub mod advert;
+pub mod client_cli;
 pub mod companion;
 pub mod counters;
 pub mod crypto;

@@ -1,0 +1,440 @@
+//! `meshroom-gw client`: a software MeshCore companion on the simulated air, built on the same
+//! protocol core as the gateway ([`Companion`]). It discovers rooms from their adverts, logs in
+//! with a password, posts and waits for the ACK, and prints pushed posts (ACKing them).
+//!
+//! Each client keeps its identity and what it learnt (rooms, `sync_since`, its clock) in a
+//! state directory, so separate invocations act as one device. Output is one line per fact,
+//! flushed at once, so scripts and tests can follow it.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use clap::Subcommand;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
+
+use super::companion::{Companion, CompanionConfig, CompanionEvent, Output};
+use super::engine::Now;
+use super::identity::{LocalIdentity, PublicKey};
+use super::keystore;
+use crate::radio::{RadioHandle, SimParams, TxPriority};
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Listen for room adverts and list the rooms heard (and remembered).
+    Rooms {
+        /// Seconds to listen.
+        #[arg(long, default_value_t = 15.0)]
+        listen: f64,
+    },
+    /// Log in to a room (waits for the room's advert if it was never heard).
+    Login {
+        #[arg(long)]
+        room: String,
+        /// The room's password (its PSK; any password works in a public room).
+        #[arg(long, default_value = "")]
+        password: String,
+        /// Ask for the posts after this room timestamp [default: the newest one received].
+        #[arg(long)]
+        sync_since: Option<u32>,
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 20.0)]
+        timeout: f64,
+    },
+    /// Post a message to a room and wait for its ACK (exit status 1 without one).
+    Post {
+        #[arg(long)]
+        room: String,
+        /// Seconds to wait (the post is retried meanwhile).
+        #[arg(long, default_value_t = 45.0)]
+        timeout: f64,
+        text: String,
+    },
+    /// Log in to rooms and print every pushed post, ACKing it.
+    Listen {
+        /// Rooms to log in to (repeatable).
+        #[arg(long = "room", required = true)]
+        rooms: Vec<String>,
+        /// Password for those rooms [default: empty, which re-uses an earlier login].
+        #[arg(long, default_value = "")]
+        password: String,
+        /// Stop after this many seconds [default: run until killed].
+        #[arg(long = "for")]
+        duration: Option<f64>,
+        /// Stop after this many posts.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+}
+
+/// Options every client command shares.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub air: PathBuf,
+    pub state: PathBuf,
+    pub name: String,
+    pub params: SimParams,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedRoom {
+    name: String,
+    key: String,
+    sync_since: u32,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SavedState {
+    clock: u32,
+    rooms: Vec<SavedRoom>,
+}
+
+/// The default state directory of a named client.
+pub fn default_state_dir(name: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_STATE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("meshroom-gw").join(format!("client-{name}"))
+}
+
+struct Session {
+    opts: ClientOptions,
+    companion: Companion,
+    radio: RadioHandle,
+    rx: broadcast::Receiver<std::sync::Arc<crate::radio::RxFrame>>,
+    start: Instant,
+    events: Vec<CompanionEvent>,
+}
+
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+impl Session {
+    async fn open(opts: ClientOptions) -> anyhow::Result<Session> {
+        std::fs::create_dir_all(&opts.state)
+            .with_context(|| format!("cannot create {}", opts.state.display()))?;
+        let key_path = opts.state.join("identity.key");
+        let identity = if key_path.exists() {
+            keystore::load(&key_path)?
+        } else {
+            let id = LocalIdentity::generate(&mut rand::thread_rng(), &[]);
+            keystore::save(&key_path, &id)?;
+            id
+        };
+        let config = CompanionConfig {
+            login_timeout_ms: LOGIN_RETRY.as_millis() as u64,
+            ..CompanionConfig::default()
+        };
+        let mut companion = Companion::new(identity, &opts.name, config, rand::random());
+        let saved = load_state(&opts.state);
+        companion.set_clock(saved.clock);
+        for r in &saved.rooms {
+            if let Some(k) = PublicKey::from_hex(&r.key) {
+                companion.add_room(k, &r.name, r.sync_since);
+            }
+        }
+        let radio = crate::radio::open_sim_standalone(&opts.air, opts.params.clone())
+            .await
+            .context("cannot join the simulated air")?;
+        let rx = radio.subscribe();
+        let mut s = Session {
+            opts,
+            companion,
+            radio,
+            rx,
+            start: Instant::now(),
+            events: Vec::new(),
+        };
+        // Let rooms learn our name.
+        let outs = s.companion.advert(s.now());
+        s.apply(outs);
+        Ok(s)
+    }
+
+    fn now(&self) -> Now {
+        Now {
+            mono_ms: self.start.elapsed().as_millis() as u64,
+            unix: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs() as u32)
+                .unwrap_or(0),
+        }
+    }
+
+    fn apply(&mut self, outs: Vec<Output>) {
+        for o in outs {
+            match o {
+                Output::Transmit(f) => {
+                    if let Err(e) = self.radio.transmit(f, TxPriority::Reply) {
+                        say(&format!("! radio refused a frame: {e}"));
+                    }
+                }
+                Output::Event(e) => self.events.push(e),
+            }
+        }
+    }
+
+    /// Runs the air until `deadline`, or until `done` says so; returns the events seen.
+    async fn run_until(
+        &mut self,
+        deadline: Instant,
+        mut done: impl FnMut(&CompanionEvent, &Companion) -> bool,
+    ) -> bool {
+        loop {
+            for e in std::mem::take(&mut self.events) {
+                self.report(&e);
+                if done(&e, &self.companion) {
+                    self.save();
+                    return true;
+                }
+            }
+            let now_i = Instant::now();
+            if now_i >= deadline {
+                self.save();
+                return false;
+            }
+            let wait = (deadline - now_i).min(Duration::from_millis(100));
+            match tokio::time::timeout(wait, self.rx.recv()).await {
+                Ok(Ok(frame)) => {
+                    let outs = self.companion.handle_frame(self.now(), &frame.bytes);
+                    self.apply(outs);
+                }
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) => {
+                    self.save();
+                    return false;
+                }
+                Err(_) => {
+                    let outs = self.companion.tick(self.now());
+                    self.apply(outs);
+                }
+            }
+        }
+    }
+
+    fn room_name(&self, key: &PublicKey) -> String {
+        self.companion
+            .room(key)
+            .map(|r| r.name.clone())
+            .unwrap_or_else(|| hex::encode(&key.0[..4]))
+    }
+
+    fn report(&self, e: &CompanionEvent) {
+        match e {
+            CompanionEvent::RoomDiscovered { room, name } => {
+                say(&format!("room {name} {}", room.to_hex()))
+            }
+            CompanionEvent::LoggedIn {
+                room,
+                server_time,
+                permissions,
+            } => say(&format!(
+                "logged in to {} (server time {server_time}, permissions {permissions})",
+                self.room_name(room)
+            )),
+            CompanionEvent::LoginTimedOut { room } => say(&format!(
+                "no reply from {} (wrong password?)",
+                self.room_name(room)
+            )),
+            CompanionEvent::PostAcked { room, timestamp } => say(&format!(
+                "acked by {} (ts {timestamp})",
+                self.room_name(room)
+            )),
+            CompanionEvent::PostFailed { room, .. } => {
+                say(&format!("no ACK from {}", self.room_name(room)))
+            }
+            CompanionEvent::Pushed {
+                room,
+                room_ts,
+                author_prefix,
+                text,
+            } => say(&format!(
+                "[{}] {} <{}> {text}",
+                self.room_name(room),
+                room_ts,
+                hex::encode(author_prefix)
+            )),
+            CompanionEvent::Notice { room, text } => {
+                say(&format!("notice from {}: {text}", self.room_name(room)))
+            }
+            CompanionEvent::Response { .. } => {}
+        }
+    }
+
+    fn save(&self) {
+        let state = SavedState {
+            clock: self.companion.clock(),
+            rooms: self
+                .companion
+                .rooms()
+                .map(|r| SavedRoom {
+                    name: r.name.clone(),
+                    key: r.key.to_hex(),
+                    sync_since: r.sync_since,
+                })
+                .collect(),
+        };
+        if let Ok(text) = serde_json::to_vec_pretty(&state) {
+            let path = self.opts.state.join("state.json");
+            let tmp = path.with_extension("json.tmp");
+            if std::fs::write(&tmp, text).is_ok() {
+                let _ = std::fs::rename(&tmp, &path);
+            }
+        }
+    }
+
+    /// The room's key: remembered, or waited for from its adverts.
+    async fn find_room(&mut self, name: &str, wait: Duration) -> anyhow::Result<PublicKey> {
+        if let Some(r) = self.companion.room_by_name(name) {
+            return Ok(r.key);
+        }
+        say(&format!("waiting for an advert of room {name}"));
+        let target = name.to_string();
+        let found = self
+            .run_until(
+                Instant::now() + wait,
+                |e, _| matches!(e, CompanionEvent::RoomDiscovered { name, .. } if *name == target),
+            )
+            .await;
+        match (found, self.companion.room_by_name(name)) {
+            (true, Some(r)) => Ok(r.key),
+            _ => bail!("no advert of room {name} heard in {} s", wait.as_secs()),
+        }
+    }
+
+    /// Logs in, asking again every few seconds (a frame can be lost on a busy or half-duplex
+    /// air) until a reply arrives or `timeout` runs out.
+    async fn login(
+        &mut self,
+        room: &PublicKey,
+        password: &str,
+        sync_since: Option<u32>,
+        timeout: Duration,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        let key = *room;
+        while Instant::now() < deadline {
+            let Ok(outs) = self.companion.login(self.now(), room, password, sync_since) else {
+                return false;
+            };
+            self.apply(outs);
+            let attempt_end = deadline.min(Instant::now() + LOGIN_RETRY);
+            let answered = self
+                .run_until(
+                    attempt_end,
+                    |e, _| matches!(e, CompanionEvent::LoggedIn { room, .. } if *room == key),
+                )
+                .await;
+            if answered {
+                return true;
+            }
+        }
+        say(&format!(
+            "no reply from {} (wrong password?)",
+            self.room_name(room)
+        ));
+        false
+    }
+}
+
+/// How long one login attempt waits before asking again.
+const LOGIN_RETRY: Duration = Duration::from_secs(6);
+
+fn load_state(dir: &Path) -> SavedState {
+    std::fs::read(dir.join("state.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .unwrap_or_default()
+}
+
+/// Runs one client command.
+pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<()> {
+    let mut s = Session::open(opts).await?;
+    let secs = |v: f64| Duration::from_secs_f64(if v.is_finite() && v > 0.0 { v } else { 0.0 });
+    match command {
+        ClientCommand::Rooms { listen } => {
+            s.run_until(Instant::now() + secs(listen), |_, _| false)
+                .await;
+            let mut rooms: Vec<_> = s
+                .companion
+                .rooms()
+                .map(|r| (r.name.clone(), r.key))
+                .collect();
+            rooms.sort();
+            say(&format!("{} rooms known:", rooms.len()));
+            for (name, key) in rooms {
+                say(&format!("  {name:<24} {}", key.to_hex()));
+            }
+            Ok(())
+        }
+        ClientCommand::Login {
+            room,
+            password,
+            sync_since,
+            timeout,
+        } => {
+            let key = s.find_room(&room, secs(timeout)).await?;
+            if s.login(&key, &password, sync_since, secs(timeout)).await {
+                Ok(())
+            } else {
+                bail!("login to {room} failed: no reply")
+            }
+        }
+        ClientCommand::Post {
+            room,
+            timeout,
+            text,
+        } => {
+            let key = s.find_room(&room, secs(timeout)).await?;
+            let (ts, outs) = s.companion.post(s.now(), &key, &text)?;
+            s.apply(outs);
+            let mut acked = false;
+            s.run_until(Instant::now() + secs(timeout), |e, _| match e {
+                CompanionEvent::PostAcked { timestamp, .. } if *timestamp == ts => {
+                    acked = true;
+                    true
+                }
+                CompanionEvent::PostFailed { timestamp, .. } => *timestamp == ts,
+                _ => false,
+            })
+            .await;
+            if acked {
+                Ok(())
+            } else {
+                bail!("post to {room} was not acknowledged")
+            }
+        }
+        ClientCommand::Listen {
+            rooms,
+            password,
+            duration,
+            count,
+        } => {
+            let deadline = duration.map(|d| Instant::now() + secs(d));
+            let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+            for room in &rooms {
+                let key = s.find_room(room, secs(60.0)).await?;
+                if !s.login(&key, &password, None, secs(20.0)).await {
+                    bail!("login to {room} failed: no reply");
+                }
+            }
+            say("listening");
+            let mut seen = 0usize;
+            let limit = count.unwrap_or(usize::MAX);
+            s.run_until(deadline.unwrap_or(far), |e, _| {
+                if matches!(e, CompanionEvent::Pushed { .. }) {
+                    seen += 1;
+                }
+                seen >= limit
+            })
+            .await;
+            Ok(())
+        }
+    }
+}
