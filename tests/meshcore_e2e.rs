@@ -25,7 +25,7 @@ radio:
   region: usa-canada
   air_dir: "{}"
 meshcore:
-  advert_interval_s: 4.0
+  advert_interval_s: 8.0
   first_advert_delay_s: 0.2
   push_min_age_s: 0.0
   push_interval_s: 0.5
@@ -100,7 +100,7 @@ impl Client {
     }
 
     fn post(&self, room: &str, text: &str) -> Run {
-        self.run(&["post", "--room", room, "--timeout", "45", text])
+        self.run(&["post", "--room", room, "--timeout", "60", text])
     }
 
     /// A `listen` process whose output lines arrive on a channel.
@@ -185,10 +185,19 @@ impl Drop for Listener {
     }
 }
 
-fn start() -> (Gateway, tempfile::TempDir) {
+/// One scenario at a time: each runs a gateway and several emulated radios in real time, and
+/// on a loaded machine running them side by side starves the emulators (frames get lost).
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn start() -> (
+    Gateway,
+    tempfile::TempDir,
+    std::sync::MutexGuard<'static, ()>,
+) {
+    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
     let air = tempfile::tempdir().expect("air dir");
     let gw = Gateway::start("mc-e2e", &body(air.path()));
-    (gw, air)
+    (gw, air, guard)
 }
 
 fn count(lines: &[String], needle: &str) -> usize {
@@ -197,7 +206,7 @@ fn count(lines: &[String], needle: &str) -> usize {
 
 #[test]
 fn two_clients_in_the_public_room_and_a_host_post_with_its_author() {
-    let (gw, air) = start();
+    let (gw, air, _serial) = start();
     let alice = Client::new(&gw, air.path(), "alice");
     let bob = Client::new(&gw, air.path(), "bob");
     let mut listen = bob.listen(&["--room", "Public", "--for", "150"]);
@@ -250,7 +259,7 @@ fn two_clients_in_the_public_room_and_a_host_post_with_its_author() {
 
 #[test]
 fn private_room_wrong_password_gets_nothing_right_password_works() {
-    let (gw, air) = start();
+    let (gw, air, _serial) = start();
     let mallory = Client::new(&gw, air.path(), "mallory");
     let r = mallory.run(&[
         "login",
@@ -281,7 +290,7 @@ fn private_room_wrong_password_gets_nothing_right_password_works() {
 
 #[test]
 fn a_client_in_two_rooms_gets_each_rooms_posts_and_only_those() {
-    let (gw, air) = start();
+    let (gw, air, _serial) = start();
     let alice = Client::new(&gw, air.path(), "alice");
     let mut listen = alice.listen(&[
         "--room",
@@ -312,7 +321,7 @@ fn a_client_in_two_rooms_gets_each_rooms_posts_and_only_those() {
 
 #[test]
 fn away_client_gets_exactly_what_it_missed_across_a_gateway_restart() {
-    let (mut gw, air) = start();
+    let (mut gw, air, _serial) = start();
     let alice = Client::new(&gw, air.path(), "alice");
     let bob = Client::new(&gw, air.path(), "bob");
     assert!(bob.login("Public", "").ok);
@@ -362,7 +371,7 @@ fn away_client_gets_exactly_what_it_missed_across_a_gateway_restart() {
 
 #[test]
 fn junk_on_the_air_leaves_the_gateway_serving_with_counters() {
-    let (gw, air) = start();
+    let (gw, air, _serial) = start();
     let alice = Client::new(&gw, air.path(), "alice");
     assert!(alice.login("Public", "").ok);
     // A misbehaving radio: random bytes, truncated and tampered copies, replays.

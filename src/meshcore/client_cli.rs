@@ -129,6 +129,8 @@ impl Session {
         };
         let config = CompanionConfig {
             login_timeout_ms: LOGIN_RETRY.as_millis() as u64,
+            post_attempts: 4,
+            post_ack_timeout_flood_ms: 10_000,
             ..CompanionConfig::default()
         };
         let mut companion = Companion::new(identity, &opts.name, config, rand::random());
@@ -189,6 +191,13 @@ impl Session {
         loop {
             for e in std::mem::take(&mut self.events) {
                 self.report(&e);
+                if matches!(
+                    e,
+                    CompanionEvent::Pushed { .. } | CompanionEvent::RoomDiscovered { .. }
+                ) {
+                    // Keep sync_since on disk at once: the process may be stopped any time.
+                    self.save();
+                }
                 if done(&e, &self.companion) {
                     self.save();
                     return true;
