@@ -190,14 +190,15 @@ impl Session {
     ) -> bool {
         loop {
             for e in std::mem::take(&mut self.events) {
-                self.report(&e);
                 if matches!(
                     e,
                     CompanionEvent::Pushed { .. } | CompanionEvent::RoomDiscovered { .. }
                 ) {
-                    // Keep sync_since on disk at once: the process may be stopped any time.
+                    // Keep sync_since on disk before saying anything: the process may be
+                    // stopped as soon as the line is read.
                     self.save();
                 }
+                self.report(&e);
                 if done(&e, &self.companion) {
                     self.save();
                     return true;
