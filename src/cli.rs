@@ -331,7 +331,7 @@ pub fn render_status(s: &Value) -> String {
             ),
             room["last_post_at"]
                 .as_u64()
-                .map(utc_timestamp)
+                .map(crate::timefmt::utc)
                 .unwrap_or_else(|| "-".into())
         );
     }
@@ -434,28 +434,6 @@ fn human_duration(s: u64) -> String {
     }
 }
 
-/// `YYYY-MM-DD HH:MM:SSZ` for Unix seconds (proleptic Gregorian, UTC).
-pub fn utc_timestamp(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
 pub async fn post(
     room: String,
     author: Option<String>,
@@ -522,12 +500,6 @@ pub async fn client(
 
 #[cfg(test)]
 mod tests {
-    #[test]
-    fn utc_timestamps() {
-        assert_eq!(super::utc_timestamp(0), "1970-01-01 00:00:00Z");
-        assert_eq!(super::utc_timestamp(1_735_689_600), "2025-01-01 00:00:00Z");
-        assert_eq!(super::utc_timestamp(951_827_696), "2000-02-29 12:34:56Z");
-    }
 
     #[test]
     fn peer_rows_show_traffic_and_refusals() {

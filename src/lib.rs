@@ -24,4 +24,5 @@ pub mod ops;
 pub mod radio;
 pub mod status;
 pub mod store;
+pub mod timefmt;
 pub mod tun;

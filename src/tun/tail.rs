@@ -41,32 +41,10 @@ pub fn format_post(post: &WirePost) -> String {
     let who = post.author.name.as_deref().unwrap_or(&post.author.id);
     format!(
         "[{}] {} ({}): {}",
-        utc(post.room_ts),
+        crate::timefmt::utc(post.room_ts),
         who,
         post.author.kind,
         post.text
-    )
-}
-
-/// `YYYY-MM-DD HH:MM:SS` of Unix seconds (proleptic Gregorian, UTC).
-pub fn utc(unix: u64) -> String {
-    let days = (unix / 86_400) as i64;
-    let secs = unix % 86_400;
-    // Days to civil date (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
     )
 }
 
@@ -161,13 +139,6 @@ mod tests {
     use crate::tun::datagram::WireAuthor;
 
     #[test]
-    fn utc_formatting() {
-        assert_eq!(utc(0), "1970-01-01 00:00:00");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00");
-        assert_eq!(utc(1_764_000_000), "2025-11-24 16:00:00");
-    }
-
-    #[test]
     fn posts_render_for_people_and_scripts() {
         let post = WirePost {
             room: "general".into(),
@@ -186,7 +157,7 @@ mod tests {
         let from: SocketAddr = "10.77.0.2:7077".parse().unwrap();
         assert_eq!(
             render(&line, from, false),
-            "[1970-01-01 00:00:00] alice (radio): hi"
+            "[1970-01-01 00:00:00Z] alice (radio): hi"
         );
         assert!(render(&line, from, true).starts_with("{\"room\":\"general\""));
         assert_eq!(render(b"plain\n", from, false), "10.77.0.2:7077: plain");
