@@ -269,7 +269,7 @@ fn sighup_reloads_rooms_without_a_restart() {
     assert_eq!(gw.pid(), pid);
     // The log line follows the status change by a moment: wait for it rather than race it.
     let mut log = gw.log();
-    for _ in 0..40 {
+    for _ in 0..200 {
         if log.contains("Newcomer") && log.contains("restart") {
             break;
         }
