@@ -796,3 +796,57 @@ fn random_truncated_and_tampered_frames_never_panic_and_are_counted() {
     air.run(5_000);
     assert!(air.hub.posts.iter().any(|p| p.3 == "still alive"));
 }
+
+#[test]
+fn keep_alive_is_answered_direct_with_the_unsynced_count_only_when_a_route_is_known() {
+    use meshroom_gw::meshcore::message::REQ_KEEP_ALIVE;
+    use meshroom_gw::meshcore::payload::Payload;
+    let mut air = discovered(vec![room("Public", 1, None)], &["alice", "bob"]);
+    air.login(0, 0, "", None);
+    air.login(1, 0, "", None);
+    air.run(2_000);
+    let key = air.room_key(0);
+    // The room has no route to bob yet (it learns one from bob's PATH): bob's direct
+    // keep-alive is processed but not answered.
+    let sent_before = air.engine_tx.len();
+    let (_, outs) = air.radios[1]
+        .companion
+        .request(air.now, &key, REQ_KEEP_ALIVE, &[0; 4])
+        .unwrap();
+    air.radio_out(1, outs);
+    air.run(1_000);
+    let answered = air.engine_tx[sent_before..]
+        .iter()
+        .any(|f| PacketRepr::from_bytes(f).is_ok_and(|p| p.payload_type == PayloadType::Ack));
+    assert!(!answered, "no route, no keep-alive answer");
+    // alice posts; bob ACKs the flooded push with a PATH, which teaches the room his route.
+    air.post(0, 0, "one");
+    air.run(15_000);
+    assert_eq!(air.pushed(1).len(), 1);
+    air.host_post(0, "carol", "two");
+    air.radios[1].deaf = true;
+    air.run(500);
+    air.radios[1].deaf = false;
+    let sent_before = air.engine_tx.len();
+    let (_, outs) = air.radios[1]
+        .companion
+        .request(air.now, &key, REQ_KEEP_ALIVE, &[0; 4])
+        .unwrap();
+    air.radio_out(1, outs);
+    air.run(300);
+    let ack = air.engine_tx[sent_before..]
+        .iter()
+        .filter_map(|f| PacketRepr::from_bytes(f).ok())
+        .find(|p| p.payload_type == PayloadType::Ack)
+        .expect("keep-alive ACK");
+    assert_eq!(ack.route, meshroom_gw::meshcore::packet::RouteType::Direct);
+    let Ok(Payload::Ack(a)) = Payload::parse(ack.payload_type, &ack.payload) else {
+        panic!("ACK payload")
+    };
+    assert_eq!(
+        a.extra,
+        vec![1],
+        "one post (carol's) not yet acknowledged by bob"
+    );
+    assert!(air.engine.counters().keep_alives >= 1);
+}
