@@ -850,3 +850,14 @@ fn keep_alive_is_answered_direct_with_the_unsynced_count_only_when_a_route_is_kn
     );
     assert!(air.engine.counters().keep_alives >= 1);
 }
+
+#[test]
+fn a_new_psk_applies_to_the_next_login() {
+    let mut air = discovered(vec![room("Club", 2, Some("old-pass"))], &["alice", "bob"]);
+    air.engine.set_room_password(0, Some(b"new-pass".to_vec()));
+    air.login(0, 0, "old-pass", None);
+    air.login(1, 0, "new-pass", None);
+    air.run(16_000);
+    assert!(!air.logged_in(0), "the old PSK no longer works");
+    assert!(air.logged_in(1), "the new PSK does");
+}

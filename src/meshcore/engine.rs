@@ -577,6 +577,14 @@ impl Engine {
         out
     }
 
+    /// Applies a room's new password (`None`: public) to logins from now on; clients already
+    /// logged in stay logged in.
+    pub fn set_room_password(&mut self, room: RoomId, password: Option<Vec<u8>>) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.set_password(password);
+        }
+    }
+
     pub fn room_by_name(&self, name: &str) -> Option<RoomId> {
         self.rooms.iter().position(|r| r.name() == name)
     }

@@ -201,6 +201,12 @@ impl Room {
         }
     }
 
+    /// A changed PSK (configuration reload) applies to the next login.
+    pub fn set_password(&mut self, password: Option<Vec<u8>>) {
+        self.password =
+            password.map(|p| p[..p.len().min(super::message::MAX_PASSWORD_LEN)].to_vec());
+    }
+
     pub fn add_post(&mut self, post: RoomPost, now_ms: u64) {
         self.cache.insert(post, now_ms);
     }

@@ -54,6 +54,8 @@ fn ns_clients(room: &str) -> String {
 
 /// How often the engine's timers run.
 const TICK: Duration = Duration::from_millis(50);
+/// How often a room's PSK is compared with the hub's (SIGHUP reloads change it there).
+const PSK_CHECK: Duration = Duration::from_secs(2);
 /// Post → ACK latency samples kept for the percentiles in `/status`.
 const LATENCY_SAMPLES: usize = 1024;
 
@@ -500,6 +502,19 @@ impl Shell {
         });
     }
 
+    /// Applies PSKs changed by a configuration reload to the next logins.
+    fn follow_psks(&self) {
+        let mut engine = lock(&self.engine);
+        for (i, name) in self.room_names.iter().enumerate() {
+            if let Some(room) = self.hub.room(name) {
+                engine.set_room_password(
+                    i,
+                    room.psk.as_ref().map(|p| p.expose().as_bytes().to_vec()),
+                );
+            }
+        }
+    }
+
     /// After the fan-out lagged: refill each room's push window from the store.
     fn refill(&mut self) {
         let now = self.now();
@@ -553,6 +568,7 @@ async fn run(
     for room in 0..shell.room_names.len() {
         shell.publish_participants(room);
     }
+    let mut reload_check = tokio::time::interval(PSK_CHECK);
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -583,6 +599,7 @@ async fn run(
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
+            _ = reload_check.tick() => shell.follow_psks(),
             _ = ticker.tick() => {
                 let now = shell.now();
                 let acts = lock(&shell.engine).tick(now);
