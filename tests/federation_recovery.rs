@@ -45,6 +45,18 @@ fn relay_killed_mid_stream_loses_and_doubles_nothing() {
         assert_eq!(counts.get(id), Some(&1), "charlie has {id} exactly once");
     }
     assert_eq!(counts.len(), TOTAL);
+    // Charlie has them in A's order: catch-up is oldest first and each hop hands posts to its
+    // store in arrival order, so a crash and restart in the middle do not scramble the room.
+    let order: Vec<usize> = texts(&gc, "Public", None)
+        .iter()
+        .filter_map(|t| t.strip_prefix("stream post ")?.parse().ok())
+        .collect();
+    if let Some(i) = order.windows(2).position(|w| w[0] > w[1]) {
+        panic!(
+            "charlie's order breaks at {i}: {:?}",
+            &order[i.saturating_sub(3)..(i + 4).min(order.len())]
+        );
+    }
     let at_b = id_counts(&gb, "Public", None);
     assert!(ids.iter().all(|id| at_b.get(id) == Some(&1)));
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use futures_util::stream::FuturesOrdered;
 use futures_util::{FutureExt, SinkExt, StreamExt};
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use super::frame::ByeReason;
@@ -122,6 +122,8 @@ pub struct Session {
     out_tx: mpsc::Sender<WireOut>,
     writer: tokio::task::JoinHandle<()>,
     submits: FuturesOrdered<SubmitFuture>,
+    /// Fires once the newest submit has reached the hub's queue (see `drive`).
+    last_started: Option<oneshot::Receiver<()>>,
     cursors: CursorSaver,
     up: Option<PeerUp>,
     registered: bool,
@@ -178,6 +180,7 @@ impl Session {
             out_tx,
             writer,
             submits: FuturesOrdered::new(),
+            last_started: None,
             cursors,
             up: None,
             registered: false,
@@ -346,8 +349,26 @@ impl Session {
                         via: Via::peer(self.peer.label.clone()),
                     };
                     let seq = incoming.seq;
-                    self.submits
-                        .push_back(Box::pin(async move { (seq, hub.submit(new).await) }));
+                    // Submits run concurrently (so the hub commits them in groups) but must
+                    // reach the hub's queue in arrival order, or the room clock would stamp
+                    // them out of order: each one's first poll — the one that enqueues it —
+                    // waits for the previous one's, and is exempt from tokio's coop budget
+                    // (which could otherwise turn it into a Pending that enqueued nothing).
+                    let (started_tx, started_rx) = oneshot::channel::<()>();
+                    let previous = self.last_started.replace(started_rx);
+                    self.submits.push_back(Box::pin(async move {
+                        if let Some(previous) = previous {
+                            let _ = previous.await;
+                        }
+                        let mut submit = Box::pin(tokio::task::unconstrained(hub.submit(new)));
+                        let first = futures_util::poll!(submit.as_mut());
+                        let _ = started_tx.send(());
+                        let result = match first {
+                            std::task::Poll::Ready(r) => r,
+                            std::task::Poll::Pending => submit.await,
+                        };
+                        (seq, result)
+                    }));
                 }
                 Action::FetchHistory {
                     room,
