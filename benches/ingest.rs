@@ -3,30 +3,18 @@
 //!
 //! Run: `cargo bench --bench ingest` (env `INGEST_POSTS`, `INGEST_SUBMITTERS` to vary).
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+mod support;
+use support::{env_usize, percentile};
+
+use std::time::Instant;
 
 use meshroom_gw::config::{Psk, RoomConfig};
 use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, Submitted, Via};
 use meshroom_gw::store::writer::system_clock;
 
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
-
 fn main() {
-    let posts = env("INGEST_POSTS", 200_000);
-    let submitters = env("INGEST_SUBMITTERS", 256);
+    let posts = env_usize("INGEST_POSTS", 200_000);
+    let submitters = env_usize("INGEST_SUBMITTERS", 256);
     let rooms: Vec<RoomConfig> = (0..4)
         .map(|i| RoomConfig {
             name: format!("room{i}"),
@@ -100,6 +88,5 @@ fn main() {
             percentile(&latencies, 0.99).as_secs_f64() * 1e3,
             latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3
         );
-        let _keep = Arc::new(());
     });
 }

@@ -6,6 +6,9 @@
 //!    the moment a post's frame is handed over as received to the moment its ACK is handed to the
 //!    radio's transmit scheduler. Airtime is not included; p50/p99 over sequential posts.
 
+mod support;
+use support::percentile;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -30,10 +33,6 @@ fn frames_of(outs: Vec<Output>) -> Vec<Vec<u8>> {
             _ => None,
         })
         .collect()
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
 fn core_cost() {

@@ -5,20 +5,15 @@
 //! 2. frames per second through emulator + air (two drivers, virtual clock: how fast the
 //!    emulation itself runs, independent of LoRa airtime).
 
+mod support;
+use support::percentile;
+
 use meshroom_gw::config::radio::RadioConfig;
 use meshroom_gw::radio::sim::SimRadio;
 use std::time::{Duration, Instant};
 use sx126x::emu::{AirConfig, ChipProfile, World};
 use sx126x::params::{Bandwidth, ChipVariant, CodingRate, LoRaParams, RadioSettings};
 use sx126x::Sx126x;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i.min(sorted.len() - 1)]
-}
 
 fn latency(frames: usize) {
     // SF7 / 500 kHz keeps the airtime per frame short (≈ 19 ms for 20 B); the path measured is

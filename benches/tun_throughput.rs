@@ -7,6 +7,9 @@
 //! Needs root (a TUN device); prints SKIPPED otherwise. Prints figures, asserts nothing.
 //! Run: `cargo bench --bench tun_throughput` (env `TUN_BENCH_POSTS`, default 5000).
 
+mod support;
+use support::percentile;
+
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
@@ -19,13 +22,6 @@ use meshroom_gw::status::StatusBoard;
 use meshroom_gw::store::writer::system_clock;
 use meshroom_gw::tun::datagram::decode_post;
 use meshroom_gw::tun::tail::join_group;
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn main() {
     let posts: usize = std::env::var("TUN_BENCH_POSTS")
