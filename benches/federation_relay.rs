@@ -13,6 +13,9 @@
 //! Run: `cargo bench --bench federation_relay` (env `RELAY_POSTS`, `RELAY_RATE`,
 //! `RELAY_LATENCY_POSTS`, `RELAY_TEXT_BYTES`, `RELAY_WINDOW` to vary). Asserts nothing.
 
+mod support;
+use support::{env_usize, percentile};
+
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -29,20 +32,6 @@ use meshroom_gw::store::writer::system_clock;
 use tokio::sync::watch;
 
 const ROOM: &str = "bench";
-
-fn env(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
-}
 
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -76,7 +65,7 @@ async fn start_server(
         port: None,
     }];
     config.peers = peers;
-    config.federation.window = env("RELAY_WINDOW", usize::from(config.federation.window))
+    config.federation.window = env_usize("RELAY_WINDOW", usize::from(config.federation.window))
         .clamp(1, usize::from(u16::MAX)) as u16;
     let config = Arc::new(config);
     let hub = Hub::open(name, dir.path(), &config.rooms, system_clock()).expect("hub");
@@ -199,10 +188,10 @@ fn raw_snow_rate(size: usize, seconds: f64) -> f64 {
 }
 
 fn main() {
-    let posts = env("RELAY_POSTS", 20_000);
-    let rate = env("RELAY_RATE", 200);
-    let latency_posts = env("RELAY_LATENCY_POSTS", 1_000);
-    let text_bytes = env("RELAY_TEXT_BYTES", 100);
+    let posts = env_usize("RELAY_POSTS", 20_000);
+    let rate = env_usize("RELAY_RATE", 200);
+    let latency_posts = env_usize("RELAY_LATENCY_POSTS", 1_000);
+    let text_bytes = env_usize("RELAY_TEXT_BYTES", 100);
     let text: String = "x".repeat(text_bytes);
     let runtime = tokio::runtime::Runtime::new().expect("runtime");
     runtime.block_on(async move {
@@ -335,7 +324,7 @@ fn main() {
         println!("federation relay benchmark ({} CPUs)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1));
         println!(
             "  post text {text_bytes} B, post frame {frame_bytes} B, room private, 3 SQLite stores (WAL, group commit), window {}",
-            env("RELAY_WINDOW", 1024)
+            env_usize("RELAY_WINDOW", 1024)
         );
         println!(
             "  backlog relay A→B→C (B, C start with {posts} posts waiting at A): {:.2} s = {backlog_rate:.0} posts/s{}",

@@ -231,18 +231,7 @@ fn open_hardware(_r: &settings::Resolved) -> anyhow::Result<(RadioHandle, status
 pub fn open_linux(
     w: &settings::Wiring,
 ) -> Result<(sx126x::linux::LinuxSpi, sx126x::linux::LinuxBoard), sx126x::HalError> {
-    sx126x::linux::open(&sx126x::linux::LinuxWiring {
-        spidev: w.spidev.clone(),
-        speed_hz: w.speed_hz,
-        gpiochip: w.gpiochip.clone(),
-        reset: w.reset,
-        busy: w.busy,
-        dio1: w.dio1,
-        txen: w.txen,
-        rxen: w.rxen,
-        cs: w.cs,
-        hold_high: w.hold_high.clone(),
-    })
+    sx126x::linux::open(w)
 }
 
 /// Settings of a standalone simulated radio (the `client` CLI, tests).

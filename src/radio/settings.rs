@@ -10,21 +10,8 @@ use sx126x::params::{
 };
 use sx126x::presets::{board_preset, region_preset, BOARDS, REGIONS};
 
-/// Where the chip is wired (mirrors the Linux back-end's wiring, available on every target so
-/// that configs can be checked anywhere).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Wiring {
-    pub spidev: String,
-    pub speed_hz: u32,
-    pub gpiochip: String,
-    pub reset: u32,
-    pub busy: u32,
-    pub dio1: u32,
-    pub txen: Option<u32>,
-    pub rxen: Option<u32>,
-    pub cs: Option<u32>,
-    pub hold_high: Vec<u32>,
-}
+/// Where the chip is wired; the driver crate's type, so the Linux back-end opens it as is.
+pub use sx126x::wiring::Wiring;
 
 /// Everything the radio side needs, resolved and checked.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,6 +18,7 @@ pub mod params;
 pub mod presets;
 pub mod probe;
 pub mod toa;
+pub mod wiring;
 
 pub use driver::{DriverError, DriverStats, PendingTx, RxPacket, Sx126x};
 pub use hal::{BoardLines, HalError, SpiTransfer};

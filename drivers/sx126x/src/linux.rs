@@ -10,20 +10,7 @@ use gpiocdev::Request;
 use spidev::{SpiModeFlags, Spidev, SpidevOptions, SpidevTransfer};
 use std::time::{Duration, Instant};
 
-/// Where the chip is wired. Line numbers are offsets on `gpiochip` (BCM numbers on a Pi).
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinuxWiring {
-    pub spidev: String,
-    pub speed_hz: u32,
-    pub gpiochip: String,
-    pub reset: u32,
-    pub busy: u32,
-    pub dio1: u32,
-    pub txen: Option<u32>,
-    pub rxen: Option<u32>,
-    pub cs: Option<u32>,
-    pub hold_high: Vec<u32>,
-}
+pub use crate::wiring::Wiring as LinuxWiring;
 
 /// An open spidev device configured for the SX126x (mode 0, 8 bit).
 pub struct LinuxSpi {
