@@ -19,6 +19,7 @@ use super::companion::{Companion, CompanionConfig, CompanionEvent, Output};
 use super::engine::Now;
 use super::identity::{LocalIdentity, PublicKey};
 use super::keystore;
+use super::message::REQ_KEEP_ALIVE;
 use crate::radio::{RadioHandle, SimParams, TxPriority};
 
 #[derive(Debug, Subcommand)]
@@ -353,6 +354,9 @@ impl Session {
     }
 }
 
+/// How often `listen` sends each room a keep-alive.
+const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
+
 /// How long one login attempt waits before asking again.
 const LOGIN_RETRY: Duration = Duration::from_secs(6);
 
@@ -428,22 +432,43 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
         } => {
             let deadline = duration.map(|d| Instant::now() + secs(d));
             let far = Instant::now() + Duration::from_secs(100 * 365 * 86_400);
+            let end = deadline.unwrap_or(far);
+            let mut keys = Vec::with_capacity(rooms.len());
             for room in &rooms {
                 let key = s.find_room(room, secs(60.0)).await?;
                 if !s.login(&key, &password, None, secs(20.0)).await {
                     bail!("login to {room} failed: no reply");
                 }
+                keys.push(key);
             }
             say("listening");
             let mut seen = 0usize;
             let limit = count.unwrap_or(usize::MAX);
-            s.run_until(deadline.unwrap_or(far), |e, _| {
-                if matches!(e, CompanionEvent::Pushed { .. }) {
-                    seen += 1;
+            loop {
+                let chunk_end = end.min(Instant::now() + KEEP_ALIVE_EVERY);
+                let done = s
+                    .run_until(chunk_end, |e, _| {
+                        if matches!(e, CompanionEvent::Pushed { .. }) {
+                            seen += 1;
+                        }
+                        seen >= limit
+                    })
+                    .await;
+                if done || Instant::now() >= end {
+                    break;
                 }
-                seen >= limit
-            })
-            .await;
+                // Like a companion app: a keep-alive tells each room we are still here, so a
+                // room that stopped pushing after lost ACKs resumes (sync_since 0 = keep ours).
+                for key in &keys {
+                    let now = s.now();
+                    if let Ok((_, outs)) =
+                        s.companion
+                            .request(now, key, REQ_KEEP_ALIVE, &0u32.to_le_bytes())
+                    {
+                        s.apply(outs);
+                    }
+                }
+            }
             Ok(())
         }
     }
