@@ -134,8 +134,13 @@ pub fn initiate(
 /// Dialer: reads message 2, returns message 3. A handshake done here may still be refused by
 /// the listener (a wrong PSK shows only when it reads message 3).
 pub fn initiator_finish(hs: &mut HandshakeState, msg2: &[u8]) -> Result<Vec<u8>, HandshakeError> {
+    read_then_write(hs, msg2)
+}
+
+/// One handshake step: read the peer's message, write ours (both with empty payloads).
+fn read_then_write(hs: &mut HandshakeState, incoming: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     let mut scratch = vec![0u8; MAX_NOISE_MESSAGE];
-    hs.read_message(msg2, &mut scratch)
+    hs.read_message(incoming, &mut scratch)
         .map_err(|_| HandshakeError::Protocol)?;
     let mut out = vec![0u8; MAX_NOISE_MESSAGE];
     let n = hs
@@ -152,14 +157,7 @@ pub fn respond(
     msg1_body: &[u8],
 ) -> Result<(HandshakeState, Vec<u8>), HandshakeError> {
     let mut hs = build(key, secret, false)?;
-    let mut scratch = vec![0u8; MAX_NOISE_MESSAGE];
-    hs.read_message(msg1_body, &mut scratch)
-        .map_err(|_| HandshakeError::Protocol)?;
-    let mut out = vec![0u8; MAX_NOISE_MESSAGE];
-    let n = hs
-        .write_message(&[], &mut out)
-        .map_err(|_| HandshakeError::Protocol)?;
-    out.truncate(n);
+    let out = read_then_write(&mut hs, msg1_body)?;
     Ok((hs, out))
 }
 

@@ -23,7 +23,7 @@ pub use tally::{RoomTally, Tallies};
 
 use crate::config::{Psk, RoomConfig};
 use crate::store::writer::{PostOutcome, WallClock};
-use crate::store::{self, Reader, StoreError, WriteOp, Writer};
+use crate::store::{self, Reader, StoreError, WriteOp};
 
 /// Longest post text accepted from any side, in bytes. MeshCore pushes carry far less (the
 /// radio side refuses what it cannot send); this bounds what a peer or a host program can store.
@@ -130,7 +130,7 @@ impl Hub {
                 });
             })
         };
-        let (writer, counts) = Writer::start(&db, clock.clone(), limits, on_commit)?;
+        let (writer, counts) = store::writer::start(&db, clock.clone(), limits, on_commit)?;
         tallies.seed(&counts);
         let reader = Reader::open(&db)?;
         Ok(Hub {
@@ -138,7 +138,7 @@ impl Hub {
                 server_name: server_name.to_string(),
                 state_dir: state_dir.to_path_buf(),
                 rooms: RwLock::new(rooms.iter().map(RoomInfo::from).collect()),
-                writer: writer.sender.clone(),
+                writer,
                 reader,
                 fanout,
                 participants: Participants::default(),

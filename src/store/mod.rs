@@ -16,7 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::hub::{Author, AuthorKind, Post, PostId};
 
-pub use writer::{WriteOp, Writer};
+pub use writer::WriteOp;
 
 pub const DB_FILE: &str = "meshroom.db";
 

@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::thread::JoinHandle;
 
 use rusqlite::{params, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
@@ -73,72 +72,49 @@ pub enum WriteOp {
 /// Called in commit order, after the commit, for every stored post.
 pub type OnCommit = Box<dyn FnMut(&Post, &Via, u64) + Send>;
 
-/// Handle to the writer thread.
-pub struct Writer {
-    pub sender: mpsc::Sender<WriteOp>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl Writer {
-    /// Opens (or creates) the database and starts the writer thread. Returns the room clocks
-    /// history count and newest room timestamp per room as found, for the hub's bookkeeping.
-    pub fn start(
-        path: &Path,
-        clock: WallClock,
-        limits: HashMap<String, u32>,
-        on_commit: OnCommit,
-    ) -> Result<(Writer, Found), StoreError> {
-        let conn = schema::open(path, true)?;
-        let mut state = State::load(conn, clock, limits)?;
-        let found = state
-            .counts
-            .iter()
-            .map(|(room, n)| {
-                (
-                    room.clone(),
-                    (*n, state.newest.get(room).copied().unwrap_or(0)),
-                )
-            })
-            .collect();
-        let (sender, mut rx) = mpsc::channel::<WriteOp>(QUEUE);
-        let mut on_commit = on_commit;
-        let thread = std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || {
-                let mut batch = Vec::with_capacity(MAX_BATCH);
-                while let Some(first) = rx.blocking_recv() {
-                    batch.push(first);
-                    while batch.len() < MAX_BATCH {
-                        match rx.try_recv() {
-                            Ok(op) => batch.push(op),
-                            Err(_) => break,
-                        }
+/// Opens (or creates) the database and starts the writer thread. Returns the queue into it,
+/// and the history count and newest room timestamp per room as found, for the hub's
+/// bookkeeping. The thread commits what is queued and ends when the last sender is dropped;
+/// callers that need everything on disk send `WriteOp::Flush` and wait for it.
+pub fn start(
+    path: &Path,
+    clock: WallClock,
+    limits: HashMap<String, u32>,
+    mut on_commit: OnCommit,
+) -> Result<(mpsc::Sender<WriteOp>, Found), StoreError> {
+    let conn = schema::open(path, true)?;
+    let mut state = State::load(conn, clock, limits)?;
+    let found = state
+        .counts
+        .iter()
+        .map(|(room, n)| {
+            (
+                room.clone(),
+                (*n, state.newest.get(room).copied().unwrap_or(0)),
+            )
+        })
+        .collect();
+    let (sender, mut rx) = mpsc::channel::<WriteOp>(QUEUE);
+    std::thread::Builder::new()
+        .name("store-writer".into())
+        .spawn(move || {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while let Some(first) = rx.blocking_recv() {
+                batch.push(first);
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(op) => batch.push(op),
+                        Err(_) => break,
                     }
-                    state.run_batch(&mut batch, &mut on_commit);
                 }
-            })
-            .map_err(|e| StoreError::Unreadable {
-                path: path.to_path_buf(),
-                reason: format!("cannot start the writer thread: {e}"),
-            })?;
-        Ok((
-            Writer {
-                sender,
-                thread: Some(thread),
-            },
-            found,
-        ))
-    }
-
-    /// Waits for everything already queued to be committed and stops the thread. Other
-    /// clones of `sender` keep it alive; the hub owns the only one.
-    pub fn close(self) {
-        let Writer { sender, thread } = self;
-        drop(sender);
-        if let Some(t) = thread {
-            let _ = t.join();
-        }
-    }
+                state.run_batch(&mut batch, &mut on_commit);
+            }
+        })
+        .map_err(|e| StoreError::Unreadable {
+            path: path.to_path_buf(),
+            reason: format!("cannot start the writer thread: {e}"),
+        })?;
+    Ok((sender, found))
 }
 
 struct State {
