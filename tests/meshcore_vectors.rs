@@ -1,4 +1,4 @@
-//! Byte-exact checks against every file in `../shared/spec/vectors/`, both directions: parse
+//! Byte-exact checks against every file in `tests/vectors/` (copied from the MeshCore protocol reference; see its README), both directions: parse
 //! each `raw_hex` and compare the fields, then build the frame from the fields and compare the
 //! bytes. A mismatch here means a stock MeshCore app would not understand us.
 
@@ -14,7 +14,7 @@ use serde_json::Value;
 
 fn vector(name: &str) -> Value {
     let path = format!(
-        "{}/../shared/spec/vectors/{name}",
+        "{}/tests/vectors/{name}",
         env!("CARGO_MANIFEST_DIR")
     );
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
@@ -548,7 +548,7 @@ fn room_post_push_and_keep_alive() {
 fn every_vector_frame_round_trips_and_truncations_never_panic() {
     let mut frames = vec![];
     for file in std::fs::read_dir(format!(
-        "{}/../shared/spec/vectors",
+        "{}/tests/vectors",
         env!("CARGO_MANIFEST_DIR")
     ))
     .unwrap()

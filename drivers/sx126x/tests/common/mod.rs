@@ -60,9 +60,9 @@ fn collect(v: &serde_json::Value, key: &str, out: &mut Vec<(String, Vec<u8>)>) {
     }
 }
 
-/// Every on-air MeshCore frame in ../shared/spec/vectors/*.json.
+/// Every on-air MeshCore frame in the repository's tests/vectors/*.json.
 pub fn meshcore_frames() -> Vec<(String, Vec<u8>)> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/spec/vectors");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/vectors");
     let mut out = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
