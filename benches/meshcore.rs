@@ -13,13 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshroom_gw::config;
-use meshroom_gw::gateway::SideContext;
 use meshroom_gw::hub::Hub;
 use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, Output};
 use meshroom_gw::meshcore::engine::{Engine, EngineConfig, Now, Priority, RoomSetup};
 use meshroom_gw::meshcore::identity::LocalIdentity;
 use meshroom_gw::meshcore::packet::{PacketRepr, PayloadType};
 use meshroom_gw::meshcore::service::{self, RadioLink, Received, Transmitter};
+use meshroom_gw::side::SideContext;
 use meshroom_gw::status::StatusBoard;
 use rand::{Rng, SeedableRng};
 use tokio::sync::{mpsc, watch};
@@ -236,11 +236,13 @@ async fn post_to_ack() {
     let (out_tx, mut from_gw) = mpsc::unbounded_channel();
     let _handle = service::spawn(
         &ctx,
+        meshroom_gw::settings::engine_config(&ctx.config.meshcore),
         RadioLink {
             rx,
             tx: Arc::new(ChannelRadio(out_tx)),
         },
     )
+    .await
     .unwrap();
     let room_key = meshroom_gw::meshcore::keystore::load(
         &meshroom_gw::meshcore::keystore::key_path(&dir.path().join("meshcore"), "Public"),

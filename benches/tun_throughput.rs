@@ -15,13 +15,13 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use meshroom_gw::cli::tail::join_group;
 use meshroom_gw::config;
-use meshroom_gw::gateway::SideContext;
 use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, Via};
+use meshroom_gw::side::SideContext;
 use meshroom_gw::status::StatusBoard;
 use meshroom_gw::store::writer::system_clock;
 use meshroom_gw::tun::datagram::decode_post;
-use meshroom_gw::tun::tail::join_group;
 
 fn main() {
     let posts: usize = std::env::var("TUN_BENCH_POSTS")
@@ -62,11 +62,12 @@ fn main() {
             status: board.clone(),
             shutdown: stop_rx,
         };
-        let side = meshroom_gw::tun::spawn(ctx)
+        let rooms = meshroom_gw::settings::tun_rooms(&config).expect("rooms");
+        let endpoint = rooms[0].clone();
+        let side = meshroom_gw::tun::spawn(ctx, rooms)
             .await
             .expect("tun side")
             .expect("tun side runs");
-        let endpoint = config.tun.room_endpoints(&config.rooms).expect("rooms")[0].clone();
         println!(
             "tun_throughput: {posts} posts per direction, room on {}:{}, device MTU {}",
             endpoint.group, endpoint.port, config.tun.mtu

@@ -12,33 +12,31 @@ use serde_json::json;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
-use crate::config::{self, Config, Loaded, Source};
+use crate::config::{self, Source};
 use crate::http::{self, HttpState};
 use crate::hub::Hub;
 use crate::ops;
+use crate::settings::{self, Prepared, Settings};
+use crate::side::SideContext;
 use crate::status::StatusBoard;
 use crate::store::writer::system_clock;
 
 /// How long in-flight work gets after SIGTERM before the process exits anyway.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(1500);
 
-/// What every side gets when it starts.
-#[derive(Clone)]
-pub struct SideContext {
-    pub config: Arc<Config>,
-    pub hub: Hub,
-    pub status: StatusBoard,
-    /// Turns `true` when the gateway is stopping.
-    pub shutdown: watch::Receiver<bool>,
-}
-
 /// Runs the gateway until SIGTERM or SIGINT.
-pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
-    let Loaded {
-        config,
+pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
+    let Prepared {
+        settings,
         source,
         warnings,
-    } = loaded;
+    } = prepared;
+    let Settings {
+        config,
+        radio,
+        meshcore,
+        tun_rooms,
+    } = settings;
     for w in &warnings {
         tracing::warn!("{w}");
     }
@@ -83,7 +81,7 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         status: board.clone(),
         shutdown: stop_rx.clone(),
     };
-    let sides = start_sides(&ctx).await?;
+    let sides = start_sides(&ctx, radio.as_ref(), meshcore, tun_rooms).await?;
     let federation_route = crate::federation::spawn(&ctx)?;
 
     let status_allow = Arc::new(RwLock::new(config.http.status_allow.clone()));
@@ -115,18 +113,23 @@ pub async fn run(loaded: Loaded) -> anyhow::Result<()> {
         }
     })
     .await;
-    hub.flush().await;
+    hub.close().await;
     tracing::info!("stopped; every accepted post is on disk");
     Ok(())
 }
 
 /// Starts the radio, TUN and federation sides as the configuration asks. Returns the tasks to
 /// await at shutdown.
-async fn start_sides(ctx: &SideContext) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+async fn start_sides(
+    ctx: &SideContext,
+    radio: Option<&crate::radio::settings::Resolved>,
+    meshcore: crate::meshcore::engine::EngineConfig,
+    tun_rooms: Vec<crate::tun::group::RoomEndpoint>,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut sides = Vec::new();
     // A radio that cannot start (permissions, wiring) must not take the rooms down with it:
     // the reason goes to the log and to /status.
-    let radio = match crate::radio::spawn(ctx).await {
+    let radio = match crate::radio::spawn(radio, &ctx.status, ctx.shutdown.clone()).await {
         Ok(radio) => radio,
         Err(e) => {
             tracing::error!("radio not started: {e:#}");
@@ -140,8 +143,8 @@ async fn start_sides(ctx: &SideContext) -> anyhow::Result<Vec<tokio::task::JoinH
     // Every room is a MeshCore room server on the radio.
     match &radio {
         Some(radio) => {
-            let meshcore =
-                crate::meshcore::service::spawn(ctx, crate::meshcore::radio_link::link(radio))?;
+            let link = crate::meshcore::radio_link::link(radio);
+            let meshcore = crate::meshcore::service::spawn(ctx, meshcore, link).await?;
             sides.push(meshcore.task);
         }
         None => ctx.status.absent(
@@ -149,7 +152,7 @@ async fn start_sides(ctx: &SideContext) -> anyhow::Result<Vec<tokio::task::JoinH
             json!({"state": "not running", "reason": "no radio"}),
         ),
     }
-    sides.extend(crate::tun::spawn(ctx.clone()).await?);
+    sides.extend(crate::tun::spawn(ctx.clone(), tun_rooms).await?);
     Ok(sides)
 }
 
@@ -225,19 +228,20 @@ async fn reload(
         return "serving the embedded default";
     };
     let path: PathBuf = path.clone();
-    match config::load_file(&path) {
+    match settings::load_file(&path) {
         Err(e) => {
             tracing::error!("SIGHUP: keeping the running configuration: {e}");
             "reload failed: configuration has errors, the previous one keeps running"
         }
-        Ok(loaded) => {
-            for w in &loaded.warnings {
+        Ok(prepared) => {
+            for w in &prepared.warnings {
                 tracing::warn!("{w}");
             }
-            let changed = hub.reload_rooms(&loaded.config.rooms).await;
+            let config = prepared.settings.config;
+            let changed = hub.reload_rooms(&config.rooms).await;
             *status_allow.write().unwrap_or_else(|p| p.into_inner()) =
-                loaded.config.http.status_allow.clone();
-            board.set_config(Arc::new(loaded.config));
+                config.http.status_allow.clone();
+            board.set_config(Arc::new(config));
             if changed.is_empty() {
                 tracing::info!(
                     "SIGHUP: reloaded rooms and http.status_allow from {}",

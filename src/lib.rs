@@ -2,10 +2,13 @@
 //!
 //! Map of the crate (see docs/DESIGN.md for the whole picture):
 //! - [`config`]: the YAML schema, defaults and validation with file:line:column errors.
+//! - [`post`]: the post types and the room clock rule (the ground floor).
 //! - [`hub`]: rooms, posts, clocks, participants and fan-out — the centre every side plugs into.
 //! - [`store`]: SQLite persistence with group commit.
 //! - [`status`]: the figures behind `/status` and `/metrics`, and the sides' status sources.
 //! - [`http`]: warp routes: `/status`, `/metrics`, the local post endpoint.
+//! - [`settings`]: the configuration resolved into what the sides run with (run, reload, check-config).
+//! - [`side`]: the context every side starts with.
 //! - [`gateway`]: starts everything, handles signals, stops everything.
 //! - [`cli`]: the `meshroom-gw` command line.
 //! - [`meshcore`]: the MeshCore protocol core and room-server engine (radio side).
@@ -21,7 +24,10 @@ pub mod http;
 pub mod hub;
 pub mod meshcore;
 pub mod ops;
+pub mod post;
 pub mod radio;
+pub mod settings;
+pub mod side;
 pub mod status;
 pub mod store;
 pub mod timefmt;

@@ -10,9 +10,9 @@ use std::sync::{Arc, RwLock};
 
 use futures_util::{SinkExt, StreamExt};
 use meshroom_gw::config::{Config, PeerConfig, Psk};
-use meshroom_gw::gateway::SideContext;
 use meshroom_gw::http::{self, HttpState};
 use meshroom_gw::hub::Hub;
+use meshroom_gw::side::SideContext;
 use meshroom_gw::status::StatusBoard;
 use meshroom_gw::store::writer::system_clock;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};

@@ -66,7 +66,7 @@ async fn a_post_id_seen_before_is_dropped() {
         Submitted::Duplicate(d) => assert_eq!(d, id),
         other => panic!("expected duplicate, got {other:?}"),
     }
-    let history = hub.recent("R", 100).unwrap();
+    let history = hub.recent("R", 100).await.unwrap();
     assert_eq!(history.len(), 1);
     assert_eq!(history[0].text, "hello");
     assert_eq!(hub.tallies().get("R").posts_in_ip, 1);
@@ -105,6 +105,7 @@ async fn room_timestamps_strictly_increase_across_restart_and_clock_set_back() {
     );
     let ts: Vec<u64> = hub
         .recent("R", 100)
+        .await
         .unwrap()
         .iter()
         .map(|p| p.room_ts)
@@ -131,6 +132,7 @@ async fn history_keeps_the_newest_max_history_posts_and_survives_restart() {
         accept(&hub, post("S", None, "other room")).await;
         let texts: Vec<String> = hub
             .recent("R", 100)
+            .await
             .unwrap()
             .into_iter()
             .map(|p| p.text)
@@ -141,6 +143,7 @@ async fn history_keeps_the_newest_max_history_posts_and_survives_restart() {
     let hub = Hub::open("A", dir.path(), &[room("R", 3), room("S", 50)], clock).unwrap();
     let texts: Vec<String> = hub
         .recent("R", 100)
+        .await
         .unwrap()
         .into_iter()
         .map(|p| p.text)
@@ -148,13 +151,14 @@ async fn history_keeps_the_newest_max_history_posts_and_survives_restart() {
     assert_eq!(texts, ["r7", "r8", "r9"]);
     assert_eq!(hub.tallies().get("R").history, 3);
     assert_eq!(
-        hub.recent("S", 100).unwrap().len(),
+        hub.recent("S", 100).await.unwrap().len(),
         1,
         "rooms keep their own history"
     );
-    let after = hub.recent("R", 100).unwrap()[0].room_ts;
+    let after = hub.recent("R", 100).await.unwrap()[0].room_ts;
     let newer: Vec<String> = hub
         .history_after("R", after, 10)
+        .await
         .unwrap()
         .into_iter()
         .map(|p| p.text)
@@ -198,7 +202,7 @@ async fn bad_posts_and_unknown_rooms_are_refused() {
         hub.submit(post("R", None, &long)).await,
         Err(HubError::Invalid(_))
     ));
-    assert!(hub.recent("R", 10).unwrap().is_empty());
+    assert!(hub.recent("R", 10).await.unwrap().is_empty());
 }
 
 #[tokio::test]

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use meshroom_gw::config;
-use meshroom_gw::gateway::SideContext;
 use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, Via};
 use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
 use meshroom_gw::meshcore::engine::{Now, Priority};
@@ -14,6 +13,7 @@ use meshroom_gw::meshcore::identity::LocalIdentity;
 use meshroom_gw::meshcore::packet::{PacketRepr, PayloadType};
 use meshroom_gw::meshcore::payload::Payload;
 use meshroom_gw::meshcore::service::{self, RadioLink, Received, Transmitter};
+use meshroom_gw::side::SideContext;
 use meshroom_gw::status::StatusBoard;
 use tokio::sync::{mpsc, watch};
 
@@ -71,11 +71,13 @@ async fn start(dir: &std::path::Path) -> Gw {
     let (out_tx, from_gw) = mpsc::unbounded_channel();
     let handle = service::spawn(
         &ctx,
+        meshroom_gw::settings::engine_config(&ctx.config.meshcore),
         RadioLink {
             rx,
             tx: Arc::new(ChannelRadio(out_tx)),
         },
     )
+    .await
     .unwrap();
     Gw {
         hub,
@@ -233,7 +235,7 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
         room: public,
         timestamp: ts
     }));
-    let stored = gw.hub.recent("Public", 10).unwrap();
+    let stored = gw.hub.recent("Public", 10).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].author.kind, AuthorKind::Radio);
     assert_eq!(stored[0].author.id, clients[0].public().to_hex());
@@ -324,6 +326,6 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
         gw.board.status()["meshcore"]["rooms"]["Public"]["clients"],
         2
     );
-    assert_eq!(gw.hub.recent("Public", 10).unwrap().len(), 2);
+    assert_eq!(gw.hub.recent("Public", 10).await.unwrap().len(), 2);
     let _ = gw.stop.send(true);
 }

@@ -1,10 +1,9 @@
 //! The `meshcore:` section: how the rooms behave as MeshCore room servers on the air — advert
 //! timing, when a silent participant counts as gone, push retries and login rate limits. Every
-//! field has a default, so the section can be left out.
+//! field has a default, so the section can be left out. `settings::engine_config` turns it into
+//! the engine's timers.
 
 use serde::{Deserialize, Serialize};
-
-use crate::meshcore::engine::EngineConfig;
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -60,64 +59,5 @@ impl Default for MeshcoreConfig {
             login_block_s: 300.0,
             max_clients: 100,
         }
-    }
-}
-
-fn ms(s: f64) -> u64 {
-    if s.is_finite() && s > 0.0 {
-        (s * 1000.0).round() as u64
-    } else {
-        0
-    }
-}
-
-impl MeshcoreConfig {
-    /// The engine's timers and limits.
-    pub fn engine(&self) -> EngineConfig {
-        let location = match (self.latitude, self.longitude) {
-            (Some(lat), Some(lon)) if lat.is_finite() && lon.is_finite() => Some((
-                (lat.clamp(-90.0, 90.0) * 1e6) as i32,
-                (lon.clamp(-180.0, 180.0) * 1e6) as i32,
-            )),
-            _ => None,
-        };
-        EngineConfig {
-            first_advert_delay_ms: ms(self.first_advert_delay_s),
-            advert_interval_ms: ms(self.advert_interval_s),
-            flood_advert_interval_ms: ms(self.flood_advert_interval_s),
-            location,
-            silence_timeout_ms: ms(self.silence_timeout_s),
-            push_interval_ms: ms(self.push_interval_s),
-            push_min_age_ms: ms(self.push_min_age_s),
-            push_ack_timeout_flood_ms: ms(self.push_ack_timeout_flood_s),
-            push_ack_timeout_direct_ms: ms(self.push_ack_timeout_direct_s),
-            push_ack_timeout_per_hop_ms: ms(self.push_ack_timeout_per_hop_s),
-            push_max_failures: self.push_max_failures,
-            reply_delay_ms: ms(self.reply_delay_s),
-            login_max_failures: self.login_max_failures,
-            login_block_ms: ms(self.login_block_s),
-            max_clients: self.max_clients.max(1),
-            ..EngineConfig::default()
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn defaults_match_the_engine_defaults() {
-        assert_eq!(MeshcoreConfig::default().engine(), EngineConfig::default());
-    }
-
-    #[test]
-    fn location_is_sent_in_millionths_of_a_degree() {
-        let c = MeshcoreConfig {
-            latitude: Some(37.5),
-            longitude: Some(-122.25),
-            ..MeshcoreConfig::default()
-        };
-        assert_eq!(c.engine().location, Some((37_500_000, -122_250_000)));
     }
 }

@@ -149,12 +149,17 @@ impl ConfigError {
     pub const EXIT_STATUS: i32 = 2;
 }
 
+/// Checks made outside this module (by `settings`, with the sides' own rules), reported with the
+/// file's checks: (key path, message) pairs.
+pub type ExtraChecks<'a> = &'a dyn Fn(&Config) -> Vec<(String, String)>;
+
 /// Loads the configuration `run` should use: `explicit` if given (it must exist), else the
-/// default path if a file is there, else the embedded default.
-pub fn resolve(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+/// default path if a file is there, else the embedded default. `settings::load` is the caller
+/// that adds the sides' checks.
+pub fn resolve_with(explicit: Option<&Path>, extra: ExtraChecks) -> Result<Loaded, ConfigError> {
     match explicit {
-        Some(path) => load_file(path),
-        None if Path::new(DEFAULT_PATH).exists() => load_file(Path::new(DEFAULT_PATH)),
+        Some(path) => load_file_with(path, extra),
+        None if Path::new(DEFAULT_PATH).exists() => load_file_with(Path::new(DEFAULT_PATH), extra),
         None => Ok(Loaded {
             config: Config::embedded_default(),
             source: Source::Embedded,
@@ -163,13 +168,18 @@ pub fn resolve(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
     }
 }
 
+/// Loads and checks one file (the file's own checks only).
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
+    load_file_with(path, &|_| Vec::new())
+}
+
+pub fn load_file_with(path: &Path, extra: ExtraChecks) -> Result<Loaded, ConfigError> {
     let label = path.display().to_string();
     let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
         file: label.clone(),
         source,
     })?;
-    let (config, warnings) = parse(&text, &label)?;
+    let (config, warnings) = parse_with(&text, &label, extra)?;
     Ok(Loaded {
         config,
         source: Source::File(path.to_path_buf()),
@@ -177,8 +187,17 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     })
 }
 
-/// Parses and validates `text`; `file` is the name used in messages.
+/// Parses and validates `text` (the file's own checks); `file` is the name used in messages.
 pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<Issue>), ConfigError> {
+    parse_with(text, file, &|_| Vec::new())
+}
+
+/// Parses and validates `text`, adding `extra`'s problems to the file's own.
+pub fn parse_with(
+    text: &str,
+    file: &str,
+    extra: ExtraChecks,
+) -> Result<(Config, Vec<Issue>), ConfigError> {
     let config: Config = serde_saphyr::from_str(text)
         .map_err(|e| ConfigError::Invalid(vec![parse_issue(text, file, &e)]))?;
     let mut report = Report {
@@ -188,6 +207,9 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<Issue>), ConfigError
         warnings: Vec::new(),
     };
     validate(&config, &mut report);
+    for (key, message) in extra(&config) {
+        report.error(key, message);
+    }
     if report.errors.is_empty() {
         Ok((config, report.warnings))
     } else {
@@ -452,9 +474,6 @@ fn validate(config: &Config, report: &mut Report<'_>) {
             }
         }
     }
-    for (key, message) in config.radio.problems() {
-        report.error(key, message);
-    }
     for (key, message) in config.federation.problems() {
         report.error(key.into(), message);
     }
@@ -464,8 +483,8 @@ fn validate(config: &Config, report: &mut Report<'_>) {
             "is empty: nobody, not even this host, can read /status and /metrics",
         );
     }
-    // The TUN section, and the rooms' groups and ports (two rooms on one group is an error).
-    for (key, message) in config.tun.check(&config.rooms) {
+    // The TUN section (where the rooms land on its range is checked in `settings`).
+    for (key, message) in config.tun.check() {
         report.error(key, message);
     }
 }

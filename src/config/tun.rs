@@ -8,9 +8,6 @@ use std::net::Ipv4Addr;
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::RoomConfig;
-use crate::tun::group::{place_rooms, GroupError, RoomEndpoint, RoomPlacement};
-
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum TunMode {
@@ -123,21 +120,9 @@ fn default_query_interval() -> u8 {
 const MIN_MTU: u16 = 576;
 
 impl TunConfig {
-    /// Where each room lives on the device, or the first clash.
-    pub fn room_endpoints(&self, rooms: &[RoomConfig]) -> Result<Vec<RoomEndpoint>, GroupError> {
-        place_rooms(
-            rooms.iter().map(|r| RoomPlacement {
-                room: &r.name,
-                group: r.group,
-                port: r.port,
-            }),
-            self.range,
-            self.port,
-        )
-    }
-
-    /// Problems in this section (and in the rooms' `group`/`port`), as (key path, message).
-    pub fn check(&self, rooms: &[RoomConfig]) -> Vec<(String, String)> {
+    /// Problems in this section, as (key path, message). Where the rooms land on the range is
+    /// checked with the tun side's own rules in `settings`.
+    pub fn check(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
         let mut err = |k: &str, m: String| out.push((k.to_string(), m));
         let name = self.device.as_str();
@@ -196,19 +181,6 @@ impl TunConfig {
                 "must be at least 1".to_string(),
             );
         }
-        if let Err(e) = self.room_endpoints(rooms) {
-            let room = match &e {
-                GroupError::Clash { second, .. } => second,
-                GroupError::OutsideRange { room, .. } => room,
-                // The rooms' own check already says this, at `rooms[i].port`.
-                GroupError::PortZero { .. } => return out,
-            };
-            let key = rooms
-                .iter()
-                .position(|r| &r.name == room)
-                .map_or_else(|| "rooms".to_string(), |i| format!("rooms[{i}].group"));
-            err(&key, e.to_string());
-        }
         out
     }
 }
@@ -233,7 +205,7 @@ mod tests {
         assert_eq!(c.tun.source, Ipv4Addr::new(10, 77, 0, 2));
         assert_eq!(c.tun.range.to_string(), "239.77.0.0/16");
         assert_eq!(c.tun.port, 7077);
-        assert!(TunConfig::default().check(&c.rooms).is_empty());
+        assert!(TunConfig::default().check().is_empty());
     }
 
     #[test]
@@ -252,15 +224,6 @@ mod tests {
     }
 
     #[test]
-    fn two_rooms_on_one_group_are_refused_with_the_line() {
-        let text = "rooms:\n  - name: a\n    group: 239.77.1.1\n  - name: b\n    group: 239.77.1.1\n    port: 9000\n";
-        let err = load(text).unwrap_err();
-        assert!(err.contains("rooms[1].group"), "{err}");
-        assert!(err.contains("test.yaml:5"), "{err}");
-        assert!(err.contains("239.77.1.1"), "{err}");
-    }
-
-    #[test]
     fn bad_addresses_are_refused() {
         let err = load("rooms:\n  - name: a\ntun:\n  source: 10.78.0.2\n").unwrap_err();
         assert!(err.contains("tun.source"), "{err}");
@@ -268,8 +231,6 @@ mod tests {
         assert!(err.contains("not a multicast range"), "{err}");
         let err = load("rooms:\n  - name: a\ntun:\n  range: 224.0.0.0/16\n").unwrap_err();
         assert!(err.contains("224.0.0.0/24"), "{err}");
-        let err = load("rooms:\n  - name: a\n    group: 239.1.1.1\n").unwrap_err();
-        assert!(err.contains("outside"), "{err}");
         let err = load("rooms:\n  - name: a\ntun:\n  device: \"has space\"\n").unwrap_err();
         assert!(err.contains("tun.device"), "{err}");
         let err = load("rooms:\n  - name: a\ntun:\n  mtu: 100\n").unwrap_err();

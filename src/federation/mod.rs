@@ -37,7 +37,7 @@ use std::time::Duration;
 use warp::filters::BoxedFilter;
 use warp::reply::Response;
 
-use crate::gateway::SideContext;
+use crate::side::SideContext;
 
 /// Starts federation: loads (or creates) the static key, registers the "peers" and
 /// "federation" status sources, dials every configured peer, and returns the `/federation`

@@ -374,7 +374,7 @@ impl Session {
                     room,
                     after_ts,
                     limit,
-                } => match self.shared.hub.history_after(&room, after_ts, limit) {
+                } => match self.shared.hub.history_after(&room, after_ts, limit).await {
                     Ok(posts) => self.link.history(&room, posts, limit),
                     Err(e) => {
                         tracing::error!("federation: cannot read history of `{room}`: {e}");

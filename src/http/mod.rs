@@ -5,8 +5,6 @@
 //! answers only loopback clients. A private room's history and posting need its PSK in the
 //! `X-Room-Psk` header.
 
-pub mod client;
-
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -108,8 +106,8 @@ pub fn routes(
         .and(warp::header::optional::<String>(PSK_HEADER))
         .and(warp::query::<HistoryQuery>())
         .and(with_state.clone())
-        .map(
-            |room: String, remote, psk: Option<String>, q: HistoryQuery, state: HttpState| {
+        .then(
+            |room: String, remote, psk: Option<String>, q: HistoryQuery, state: HttpState| async move {
                 if !state.allowed(remote) {
                     return error(
                         StatusCode::FORBIDDEN,
@@ -122,8 +120,8 @@ pub fn routes(
                 }
                 let limit = q.limit.unwrap_or(100).min(10_000);
                 let posts = match q.after {
-                    Some(after) => state.hub.history_after(&room, after, limit),
-                    None => state.hub.recent(&room, limit),
+                    Some(after) => state.hub.history_after(&room, after, limit).await,
+                    None => state.hub.recent(&room, limit).await,
                 };
                 match posts {
                     Ok(posts) => warp::reply::json(&posts).into_response(),

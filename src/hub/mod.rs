@@ -6,18 +6,17 @@
 //! the handles to the store. Sides hold a cheap clone.
 
 pub mod participants;
-pub mod post;
 pub mod state;
 pub mod tally;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex};
 
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, oneshot, watch};
 
+pub use crate::post::{Author, AuthorKind, NewPost, Post, PostId, Via};
 pub use participants::{Counts, Participant, Participants};
-pub use post::{Author, AuthorKind, NewPost, Post, PostId, Via};
 pub use state::StateStore;
 pub use tally::{RoomTally, Tallies};
 
@@ -59,6 +58,9 @@ impl From<&RoomConfig> for RoomInfo {
     }
 }
 
+/// The room list as the sides see it; a new value is published on every reload.
+pub type Rooms = Arc<Vec<RoomInfo>>;
+
 /// A committed post on its way to the other sides.
 #[derive(Clone, Debug)]
 pub struct Delivery {
@@ -94,8 +96,9 @@ pub struct Hub {
 struct Inner {
     server_name: String,
     state_dir: PathBuf,
-    rooms: RwLock<Vec<RoomInfo>>,
+    rooms: watch::Sender<Rooms>,
     writer: tokio::sync::mpsc::Sender<WriteOp>,
+    writer_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
     reader: Reader,
     fanout: broadcast::Sender<Delivery>,
     participants: Participants,
@@ -130,15 +133,17 @@ impl Hub {
                 });
             })
         };
-        let (writer, counts) = store::writer::start(&db, clock.clone(), limits, on_commit)?;
+        let (writer, counts, writer_thread) =
+            store::writer::start(&db, clock.clone(), limits, on_commit)?;
         tallies.seed(&counts);
         let reader = Reader::open(&db)?;
         Ok(Hub {
             inner: Arc::new(Inner {
                 server_name: server_name.to_string(),
                 state_dir: state_dir.to_path_buf(),
-                rooms: RwLock::new(rooms.iter().map(RoomInfo::from).collect()),
+                rooms: watch::Sender::new(Arc::new(rooms.iter().map(RoomInfo::from).collect())),
                 writer,
+                writer_thread: Mutex::new(Some(writer_thread)),
                 reader,
                 fanout,
                 participants: Participants::default(),
@@ -162,47 +167,47 @@ impl Hub {
     }
 
     pub fn rooms(&self) -> Vec<RoomInfo> {
-        self.inner
-            .rooms
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.inner.rooms.borrow().as_ref().clone()
     }
 
     pub fn room(&self, name: &str) -> Option<RoomInfo> {
         self.inner
             .rooms
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
+            .borrow()
             .iter()
             .find(|r| r.name == name)
             .cloned()
+    }
+
+    /// The room list, updated at once when a reload changes it: sides wait on `changed()`
+    /// instead of polling for new PSKs or history depths.
+    pub fn watch_rooms(&self) -> watch::Receiver<Rooms> {
+        self.inner.rooms.subscribe()
     }
 
     /// Applies changed descriptions, PSKs and history depths of the existing rooms. Returns the
     /// names of rooms added or removed in `rooms`, which only a restart can apply.
     pub async fn reload_rooms(&self, rooms: &[RoomConfig]) -> Vec<String> {
         let mut needs_restart = Vec::new();
-        {
-            let mut current = self.inner.rooms.write().unwrap_or_else(|p| p.into_inner());
-            for r in rooms {
-                match current.iter_mut().find(|c| c.name == r.name) {
-                    Some(c) => *c = RoomInfo::from(r),
-                    None => needs_restart.push(r.name.clone()),
-                }
-            }
-            for c in current.iter() {
-                if !rooms.iter().any(|r| r.name == c.name) {
-                    needs_restart.push(c.name.clone());
-                }
+        let mut current = self.rooms();
+        for r in rooms {
+            match current.iter_mut().find(|c| c.name == r.name) {
+                Some(c) => *c = RoomInfo::from(r),
+                None => needs_restart.push(r.name.clone()),
             }
         }
-        let limits = self
-            .rooms()
-            .into_iter()
-            .map(|r| (r.name, r.max_history))
+        for c in current.iter() {
+            if !rooms.iter().any(|r| r.name == c.name) {
+                needs_restart.push(c.name.clone());
+            }
+        }
+        let limits = current
+            .iter()
+            .map(|r| (r.name.clone(), r.max_history))
             .collect();
+        // The store trims to the new depths before any side sees them.
         let _ = self.inner.writer.send(WriteOp::SetLimits(limits)).await;
+        self.inner.rooms.send_replace(Arc::new(current));
         needs_restart
     }
 
@@ -252,19 +257,22 @@ impl Hub {
         self.inner.fanout.subscribe()
     }
 
-    /// Posts of `room` with a room timestamp after `after_room_ts`, oldest first.
-    pub fn history_after(
+    /// Posts of `room` with a room timestamp after `after_room_ts`, oldest first. The read runs
+    /// on a blocking thread, never on the async workers.
+    pub async fn history_after(
         &self,
         room: &str,
         after_room_ts: u64,
         limit: usize,
     ) -> Result<Vec<Post>, HubError> {
-        Ok(self.inner.reader.posts_after(room, after_room_ts, limit)?)
+        let (reader, room) = (self.inner.reader.clone(), room.to_string());
+        blocking(move || reader.posts_after(&room, after_room_ts, limit)).await
     }
 
-    /// The newest `limit` posts of `room`, oldest first.
-    pub fn recent(&self, room: &str, limit: usize) -> Result<Vec<Post>, HubError> {
-        Ok(self.inner.reader.recent(room, limit)?)
+    /// The newest `limit` posts of `room`, oldest first (read on a blocking thread).
+    pub async fn recent(&self, room: &str, limit: usize) -> Result<Vec<Post>, HubError> {
+        let (reader, room) = (self.inner.reader.clone(), room.to_string());
+        blocking(move || reader.recent(&room, limit)).await
     }
 
     pub fn participants(&self) -> &Participants {
@@ -285,5 +293,30 @@ impl Hub {
         if self.inner.writer.send(WriteOp::Flush(tx)).await.is_ok() {
             let _ = rx.await;
         }
+    }
+
+    /// Commits everything submitted so far, ends the writer thread and waits for it: when this
+    /// returns the writer has let go of the database. Later submits fail with `Closed`.
+    pub async fn close(&self) {
+        let _ = self.inner.writer.send(WriteOp::Close).await;
+        let thread = self
+            .inner
+            .writer_thread
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+}
+
+/// Runs a store read on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    read: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, HubError> {
+    match tokio::task::spawn_blocking(read).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(HubError::Closed),
     }
 }

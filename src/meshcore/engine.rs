@@ -585,6 +585,13 @@ impl Engine {
         }
     }
 
+    /// A reloaded `max_history`: the room's push window takes the new depth.
+    pub fn set_room_max_history(&mut self, room: RoomId, max_history: usize) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.set_max_history(max_history);
+        }
+    }
+
     pub fn room_by_name(&self, name: &str) -> Option<RoomId> {
         self.rooms.iter().position(|r| r.name() == name)
     }

@@ -85,12 +85,22 @@ impl PostCache {
                 added_ms: now_ms,
             },
         );
+        self.trim();
+        true
+    }
+
+    /// A new depth (a reloaded `max_history`): the oldest posts beyond it leave at once.
+    pub fn set_capacity(&mut self, capacity: usize) {
+        self.capacity = capacity.max(1);
+        self.trim();
+    }
+
+    fn trim(&mut self) {
         while self.posts.len() > self.capacity {
             if let Some(old) = self.posts.pop_front() {
                 self.ids.remove(&old.post.id);
             }
         }
-        true
     }
 
     /// The oldest post newer than `sync_since` that `skip_author` did not write.

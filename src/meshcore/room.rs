@@ -207,6 +207,10 @@ impl Room {
             password.map(|p| p[..p.len().min(super::message::MAX_PASSWORD_LEN)].to_vec());
     }
 
+    pub fn set_max_history(&mut self, max_history: usize) {
+        self.cache.set_capacity(max_history);
+    }
+
     pub fn add_post(&mut self, post: RoomPost, now_ms: u64) {
         self.cache.insert(post, now_ms);
     }

@@ -15,14 +15,16 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::engine::{Action, Engine, Now, PostTicket, Priority, RadioPost, RoomSetup};
+use super::engine::{
+    Action, Engine, EngineConfig, Now, PostTicket, Priority, RadioPost, RoomSetup,
+};
 use super::history::{PostAuthor, RoomPost};
 use super::identity::PublicKey;
 use super::keystore;
 use super::roster::ClientRecord;
-use crate::gateway::SideContext;
 use crate::hub::participants::Participant;
-use crate::hub::{Author, AuthorKind, Hub, NewPost, Post, PostId, Submitted, Via};
+use crate::hub::{Author, AuthorKind, Hub, NewPost, Post, PostId, RoomInfo, Submitted, Via};
+use crate::side::SideContext;
 use crate::status::{Metrics, StatusSource};
 
 /// A frame the radio received.
@@ -54,8 +56,6 @@ fn ns_clients(room: &str) -> String {
 
 /// How often the engine's timers run.
 const TICK: Duration = Duration::from_millis(50);
-/// How often a room's PSK is compared with the hub's (SIGHUP reloads change it there).
-const PSK_CHECK: Duration = Duration::from_secs(2);
 /// Post → ACK latency samples kept for the percentiles in `/status`.
 const LATENCY_SAMPLES: usize = 1024;
 
@@ -277,7 +277,11 @@ fn now_of(start: Instant, hub: &Hub) -> Now {
 }
 
 /// Loads identities and state, starts the loop, registers the status source.
-pub fn spawn(ctx: &SideContext, link: RadioLink) -> anyhow::Result<MeshcoreHandle> {
+pub async fn spawn(
+    ctx: &SideContext,
+    engine_config: EngineConfig,
+    link: RadioLink,
+) -> anyhow::Result<MeshcoreHandle> {
     let hub = ctx.hub.clone();
     let rooms = hub.rooms();
     let names: Vec<String> = rooms.iter().map(|r| r.name.clone()).collect();
@@ -301,6 +305,7 @@ pub fn spawn(ctx: &SideContext, link: RadioLink) -> anyhow::Result<MeshcoreHandl
             .collect();
         let history = hub
             .recent(&room.name, room.max_history as usize)
+            .await
             .unwrap_or_default()
             .iter()
             .map(|p| room_post(p, hub.server_name()))
@@ -317,12 +322,7 @@ pub fn spawn(ctx: &SideContext, link: RadioLink) -> anyhow::Result<MeshcoreHandl
         });
     }
     let start = Instant::now();
-    let engine = Engine::new(
-        ctx.config.meshcore.engine(),
-        setups,
-        rand::random(),
-        now_of(start, &hub),
-    );
+    let engine = Engine::new(engine_config, setups, rand::random(), now_of(start, &hub));
     let engine = Arc::new(Mutex::new(engine));
     let status = Arc::new(MeshcoreStatus {
         engine: engine.clone(),
@@ -502,30 +502,30 @@ impl Shell {
         });
     }
 
-    /// Applies PSKs changed by a configuration reload to the next logins.
-    fn follow_psks(&self) {
+    /// Applies a configuration reload: changed PSKs to the next logins, changed history depths to
+    /// the push windows.
+    fn follow_rooms(&self, rooms: &[RoomInfo]) {
         let mut engine = lock(&self.engine);
         for (i, name) in self.room_names.iter().enumerate() {
-            if let Some(room) = self.hub.room(name) {
+            if let Some(room) = rooms.iter().find(|r| &r.name == name) {
                 engine.set_room_password(
                     i,
                     room.psk.as_ref().map(|p| p.expose().as_bytes().to_vec()),
                 );
+                engine.set_room_max_history(i, room.max_history as usize);
             }
         }
     }
 
     /// After the fan-out lagged: refill each room's push window from the store.
-    fn refill(&mut self) {
-        let now = self.now();
+    async fn refill(&mut self) {
         let server = self.hub.server_name().to_string();
         for (i, name) in self.room_names.iter().enumerate() {
-            let limit = self
-                .hub
-                .room(name)
-                .map(|r| r.max_history as usize)
-                .unwrap_or(100);
-            if let Ok(posts) = self.hub.recent(name, limit) {
+            let Some(room) = self.hub.room(name) else {
+                continue;
+            };
+            if let Ok(posts) = self.hub.recent(name, room.max_history as usize).await {
+                let now = self.now();
                 let mut engine = lock(&self.engine);
                 for p in &posts {
                     engine.room_post(now, i, room_post(p, &server));
@@ -568,7 +568,7 @@ async fn run(
     for room in 0..shell.room_names.len() {
         shell.publish_participants(room);
     }
-    let mut reload_check = tokio::time::interval(PSK_CHECK);
+    let mut rooms = shell.hub.watch_rooms();
     let mut ticker = tokio::time::interval(TICK);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
@@ -595,11 +595,14 @@ async fn run(
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
                     tracing::warn!("MeshCore side fell {n} posts behind; refilling from the store");
-                    shell.refill();
+                    shell.refill().await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
             },
-            _ = reload_check.tick() => shell.follow_psks(),
+            Ok(()) = rooms.changed() => {
+                let rooms = rooms.borrow_and_update().clone();
+                shell.follow_rooms(&rooms);
+            }
             _ = ticker.tick() => {
                 let now = shell.now();
                 let acts = lock(&shell.engine).tick(now);

@@ -7,10 +7,9 @@
 //! - [`scheduler`]: priority queue with backoff, listen-before-talk and a memory bound.
 //! - [`worker`]: the radio thread (driver, faults, recovery).
 //! - [`status`]: `/status` and `/metrics`.
-//! - [`sim`]: the simulated backend; [`probe`]: `meshroom-gw radio probe`.
+//! - [`sim`]: the simulated backend. (`meshroom-gw radio probe` lives in `cli::probe`.)
 
 pub mod airtime;
-pub mod probe;
 pub mod scheduler;
 pub mod settings;
 pub mod sim;
@@ -20,6 +19,7 @@ pub mod worker;
 pub use scheduler::{TxPriority, TxRejected};
 
 use crate::config::radio::{RadioBackend, RadioConfig};
+use crate::status::StatusBoard;
 use anyhow::Context;
 use serde_json::json;
 use std::path::Path;
@@ -145,22 +145,25 @@ fn resolve(cfg: &RadioConfig) -> anyhow::Result<settings::Resolved> {
     })
 }
 
-/// Starts the configured radio; `None` when the backend is `none`. The radio stops when the
-/// gateway's shutdown signal flips.
-pub async fn spawn(ctx: &crate::gateway::SideContext) -> anyhow::Result<Option<RadioHandle>> {
-    let cfg = &ctx.config.radio;
-    if cfg.backend == RadioBackend::None {
-        ctx.status.absent(
+/// Starts the radio with its resolved settings; `None` (no radio) when `radio.backend` is
+/// `none`. The radio registers its status source and stops when `shutdown` flips. It takes only
+/// what it uses: it never touches the hub.
+pub async fn spawn(
+    settings: Option<&settings::Resolved>,
+    board: &StatusBoard,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<Option<RadioHandle>> {
+    let Some(r) = settings else {
+        board.absent(
             "radio",
             json!({"backend": "none", "state": "not running", "reason": "radio.backend is none"}),
         );
         tracing::info!("radio: backend none, running without a radio");
         return Ok(None);
-    }
-    let r = resolve(cfg)?;
+    };
     let (handle, status) = match r.backend {
         RadioBackend::Sim => {
-            let sim = sim::SimRadio::open(&r, false).context("cannot start the simulated radio")?;
+            let sim = sim::SimRadio::open(r, false).context("cannot start the simulated radio")?;
             tracing::info!(
                 "radio: simulated SX1262 on the air in {} ({:.3} MHz, SF{}, {} kHz)",
                 r.air_dir.display(),
@@ -177,11 +180,10 @@ pub async fn spawn(ctx: &crate::gateway::SideContext) -> anyhow::Result<Option<R
             };
             (sim.handle, status)
         }
-        RadioBackend::Sx126x => open_hardware(&r)?,
+        RadioBackend::Sx126x => open_hardware(r)?,
         RadioBackend::None => return Ok(None),
     };
-    ctx.status.register(Arc::new(status));
-    let mut shutdown = ctx.shutdown.clone();
+    board.register(Arc::new(status));
     let shared = handle.shared().clone();
     tokio::spawn(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;

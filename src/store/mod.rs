@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::hub::{Author, AuthorKind, Post, PostId};
+use crate::post::{Author, AuthorKind, Post, PostId};
 
 pub use writer::WriteOp;
 

@@ -12,7 +12,7 @@ use rusqlite::{params, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{schema, StoreError};
-use crate::hub::{Post, Via};
+use crate::post::{next_room_ts, Post, Via};
 
 /// Most requests one transaction takes: bounds the latency a single commit adds.
 const MAX_BATCH: usize = 4096;
@@ -67,6 +67,9 @@ pub enum WriteOp {
     SetLimits(HashMap<String, u32>),
     /// Replies once everything queued before it is committed.
     Flush(oneshot::Sender<()>),
+    /// Commits what is queued before it, then ends the writer thread (the database is closed
+    /// when the thread's handle is joined).
+    Close,
 }
 
 /// Called in commit order, after the commit, for every stored post.
@@ -74,14 +77,15 @@ pub type OnCommit = Box<dyn FnMut(&Post, &Via, u64) + Send>;
 
 /// Opens (or creates) the database and starts the writer thread. Returns the queue into it,
 /// and the history count and newest room timestamp per room as found, for the hub's
-/// bookkeeping. The thread commits what is queued and ends when the last sender is dropped;
-/// callers that need everything on disk send `WriteOp::Flush` and wait for it.
+/// bookkeeping, and the thread's handle. The thread commits what is queued and ends on
+/// `WriteOp::Close` or when the last sender is dropped; callers that need everything on disk
+/// send `WriteOp::Flush` and wait for it.
 pub fn start(
     path: &Path,
     clock: WallClock,
     limits: HashMap<String, u32>,
     mut on_commit: OnCommit,
-) -> Result<(mpsc::Sender<WriteOp>, Found), StoreError> {
+) -> Result<(mpsc::Sender<WriteOp>, Found, std::thread::JoinHandle<()>), StoreError> {
     let conn = schema::open(path, true)?;
     let mut state = State::load(conn, clock, limits)?;
     let found = state
@@ -95,26 +99,34 @@ pub fn start(
         })
         .collect();
     let (sender, mut rx) = mpsc::channel::<WriteOp>(QUEUE);
-    std::thread::Builder::new()
+    let thread = std::thread::Builder::new()
         .name("store-writer".into())
         .spawn(move || {
             let mut batch = Vec::with_capacity(MAX_BATCH);
+            let mut closing = false;
             while let Some(first) = rx.blocking_recv() {
+                closing |= matches!(first, WriteOp::Close);
                 batch.push(first);
-                while batch.len() < MAX_BATCH {
+                while batch.len() < MAX_BATCH && !closing {
                     match rx.try_recv() {
-                        Ok(op) => batch.push(op),
+                        Ok(op) => {
+                            closing |= matches!(op, WriteOp::Close);
+                            batch.push(op);
+                        }
                         Err(_) => break,
                     }
                 }
                 state.run_batch(&mut batch, &mut on_commit);
+                if closing {
+                    break;
+                }
             }
         })
         .map_err(|e| StoreError::Unreadable {
             path: path.to_path_buf(),
             reason: format!("cannot start the writer thread: {e}"),
         })?;
-    Ok((sender, found))
+    Ok((sender, found, thread))
 }
 
 struct State {
@@ -253,7 +265,7 @@ impl State {
                         continue;
                     }
                     let last = self.clocks.get(&post.room).copied().unwrap_or(0);
-                    post.room_ts = now.max(last + 1);
+                    post.room_ts = next_room_ts(now, last);
                     self.clocks.insert(post.room.clone(), post.room_ts);
                     insert_post(&tx, &post)?;
                     *touched.entry(post.room.clone()).or_default() += 1;
@@ -281,10 +293,12 @@ impl State {
                 }
                 WriteOp::SetLimits(limits) => self.limits = limits,
                 WriteOp::Flush(reply) => pending.push(Pending::Flush(reply)),
+                WriteOp::Close => {}
             }
         }
         for (room, added) in touched {
-            let limit = self.limits.get(&room).copied().unwrap_or(1000) as u64;
+            // Every room the hub accepts posts for has a limit (sent at start and on reload).
+            let limit = self.limits.get(&room).map_or(u64::MAX, |l| u64::from(*l));
             let ts = self.clocks.get(&room).copied().unwrap_or(0);
             tx.execute(
                 "INSERT INTO room_clock (room, last_ts) VALUES (?1, ?2)

@@ -12,7 +12,6 @@
 //! - `bridge`: packets ↔ posts, with drop counting (`counters`).
 //! - `device`: the TUN device and its address and route (rtnetlink).
 //! - `side`: the IO shell that runs all of the above in the gateway; `status`: its `/status`.
-//! - `tail`: the `meshroom-gw tail` command.
 pub mod bridge;
 pub mod counters;
 pub mod datagram;
@@ -25,6 +24,5 @@ pub mod proc_igmp;
 pub mod seal;
 pub mod side;
 pub mod status;
-pub mod tail;
 
 pub use side::spawn;

@@ -15,15 +15,14 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use anyhow::Context;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use serde_json::json;
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::config::{TunConfig, TunMode};
-use crate::gateway::SideContext;
-use crate::hub::{AuthorKind, Hub, HubError, Participant, Submitted};
+use crate::hub::{AuthorKind, Hub, HubError, Participant, RoomInfo, Submitted};
+use crate::side::SideContext;
 use crate::tun::bridge::{Bridge, BridgeRoom, FromDevice};
 use crate::tun::counters::{Counters, DropReason};
 use crate::tun::device::{DeviceSetup, TunDevice};
@@ -46,7 +45,10 @@ const PROC_NET_IGMP: &str = "/proc/net/igmp";
 /// Starts the TUN side as the configuration asks. Returns the task to await at shutdown (it
 /// removes the route and address), or `None` when the side does not run. Errors only when
 /// `tun.enabled: on` and the device cannot be had.
-pub async fn spawn(ctx: SideContext) -> anyhow::Result<Option<JoinHandle<()>>> {
+pub async fn spawn(
+    ctx: SideContext,
+    endpoints: Vec<RoomEndpoint>,
+) -> anyhow::Result<Option<JoinHandle<()>>> {
     let cfg = ctx.config.tun.clone();
     if cfg.enabled == TunMode::Off {
         ctx.status.absent(
@@ -56,9 +58,6 @@ pub async fn spawn(ctx: SideContext) -> anyhow::Result<Option<JoinHandle<()>>> {
         tracing::info!("TUN side off (tun.enabled: off)");
         return Ok(None);
     }
-    let endpoints = cfg
-        .room_endpoints(&ctx.config.rooms)
-        .context("placing rooms on multicast groups")?;
     let setup = DeviceSetup {
         name: cfg.device.clone(),
         kernel_address: cfg.address,
@@ -176,7 +175,7 @@ struct BridgeCell {
 
 impl BridgeCell {
     fn new(hub: &Hub, cfg: &TunConfig, endpoints: &[RoomEndpoint]) -> Self {
-        let psks = Self::psks(hub);
+        let psks = Self::psks(&hub.rooms());
         let bridge = Self::build(cfg.source, endpoints, cfg.mtu, &psks);
         BridgeCell {
             current: RwLock::new(Arc::new(bridge)),
@@ -187,10 +186,13 @@ impl BridgeCell {
         }
     }
 
-    fn psks(hub: &Hub) -> HashMap<String, Option<String>> {
-        hub.rooms()
-            .into_iter()
-            .map(|r| (r.name, r.psk.map(|p| p.expose().to_string())))
+    fn psks(rooms: &[RoomInfo]) -> HashMap<String, Option<String>> {
+        rooms
+            .iter()
+            .map(|r| {
+                let psk = r.psk.as_ref().map(|p| p.expose().to_string());
+                (r.name.clone(), psk)
+            })
             .collect()
     }
 
@@ -221,8 +223,8 @@ impl BridgeCell {
     }
 
     /// Re-derives the seal keys if a room's PSK changed.
-    fn refresh(&self, hub: &Hub) {
-        let psks = Self::psks(hub);
+    fn refresh(&self, rooms: &[RoomInfo]) {
+        let psks = Self::psks(rooms);
         let mut known = self.psks.write().unwrap_or_else(|p| p.into_inner());
         if *known == psks {
             return;
@@ -353,6 +355,7 @@ async fn track_members(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let device = status.device.clone();
+    let mut rooms = hub.watch_rooms();
     let mut poll = tokio::time::interval(PROC_POLL);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut proc_warned = false;
@@ -363,6 +366,12 @@ async fn track_members(
             // Every wake-up recounts: a report about a room's group is news worth reading the
             // file for at once; one about another group costs one small read.
             Some(groups) = reports.recv() => { membership.on_report(&groups); }
+            // A reload: new PSKs apply to the very next datagram.
+            Ok(()) = rooms.changed() => {
+                let rooms = rooms.borrow_and_update().clone();
+                bridge.refresh(&rooms);
+                continue;
+            }
         }
         match std::fs::read_to_string(PROC_NET_IGMP) {
             Ok(text) => membership.on_proc(&proc_igmp::group_users(&text, &device)),
@@ -387,6 +396,5 @@ async fn track_members(
             hub.participants().set_side(&room, AuthorKind::Ip, list);
         }
         status.set_listeners(membership.counts());
-        bridge.refresh(&hub);
     }
 }

@@ -156,7 +156,7 @@ pub fn dropped(gw: &Gateway, reason: &str) -> u64 {
 
 /// A host socket that joined the room's group on the TUN device (as `tail` does).
 pub fn join(group: Ipv4Addr, port: u16) -> UdpSocket {
-    let s = meshroom_gw::tun::tail::join_group(group, port, Ipv4Addr::new(10, 77, 0, 1))
+    let s = meshroom_gw::cli::tail::join_group(group, port, Ipv4Addr::new(10, 77, 0, 1))
         .expect("join group");
     s.set_read_timeout(Some(Duration::from_millis(300)))
         .unwrap();

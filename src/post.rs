@@ -3,8 +3,11 @@
 //! A post gets its globally unique [`PostId`] where it first entered the system (on this
 //! server or on a federated one) and keeps it everywhere; that id is what makes deduplication
 //! across radio retries, peers and restarts possible. The room timestamp is assigned by the
-//! receiving server's room clock (see `hub::clock`), the author timestamp is what the author's
-//! device claimed.
+//! receiving server's room clock ([`next_room_ts`], applied by the store's writer when it commits),
+//! the author timestamp is what the author's device claimed.
+//!
+//! This is the ground floor: the store, the hub and every side use these types; they import
+//! nothing of the gateway's own.
 
 use std::fmt;
 use std::str::FromStr;
@@ -164,4 +167,11 @@ pub struct NewPost {
     pub text: String,
     pub hops: u8,
     pub via: Via,
+}
+
+/// The room clock rule: a new post's room timestamp is `max(now, last + 1)`, so timestamps are
+/// strictly increasing within a room (MeshCore's `sync_since` relies on that) and follow the wall
+/// clock when posts are sparse.
+pub fn next_room_ts(now: u64, last: u64) -> u64 {
+    now.max(last + 1)
 }

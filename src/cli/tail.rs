@@ -12,7 +12,6 @@ use std::path::Path;
 use anyhow::{bail, Context};
 use nix::sys::socket::{self, sockopt, AddressFamily, SockFlag, SockType, SockaddrIn};
 
-use crate::config;
 use crate::tun::datagram::{decode_post, WirePost};
 use crate::tun::seal::SealKey;
 
@@ -49,8 +48,8 @@ pub fn format_post(post: &WirePost) -> String {
 }
 
 pub async fn run(config_path: Option<&Path>, room: &str, json: bool) -> anyhow::Result<()> {
-    let loaded = config::resolve(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let config = loaded.config;
+    let loaded = crate::settings::load(config_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let config = &loaded.settings.config;
     let Some(room_cfg) = config.room(room) else {
         let names: Vec<&str> = config.rooms.iter().map(|r| r.name.as_str()).collect();
         bail!(
@@ -59,11 +58,12 @@ pub async fn run(config_path: Option<&Path>, room: &str, json: bool) -> anyhow::
             names.join(", ")
         );
     };
-    let endpoints = config
-        .tun
-        .room_endpoints(&config.rooms)
-        .context("placing rooms on multicast groups")?;
-    let Some(endpoint) = endpoints.iter().find(|e| e.room == room_cfg.name) else {
+    let Some(endpoint) = loaded
+        .settings
+        .tun_rooms
+        .iter()
+        .find(|e| e.room == room_cfg.name)
+    else {
         bail!("room `{room}` has no multicast group");
     };
     let seal = room_cfg

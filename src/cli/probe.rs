@@ -3,8 +3,8 @@
 //! prints what is wrong in plain words. With the `sim` backend it probes an emulated chip, which
 //! shows what a healthy radio looks like.
 
-use super::settings::Resolved;
 use crate::config::radio::{RadioBackend, RadioConfig};
+use crate::radio::settings::Resolved;
 use std::fmt::Write as _;
 use sx126x::emu::{AirConfig, ChipProfile, World};
 use sx126x::probe::{probe, ProbeStep};
@@ -90,7 +90,7 @@ pub fn run(cfg: &RadioConfig) -> anyhow::Result<(String, bool)> {
 #[cfg(target_os = "linux")]
 fn probe_hardware(r: &Resolved) -> anyhow::Result<(String, bool)> {
     let head = header(r);
-    match super::open_linux(&r.wiring) {
+    match crate::radio::open_linux(&r.wiring) {
         Err(e) => {
             let step = ProbeStep {
                 what: "open SPI and GPIO",

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use crate::cli::Cli;
+use super::{Cli, Generate};
 
 /// Sections appended to `meshroom-gw(1)`, in roff.
 const EXTRA_SECTIONS: &str = r#".SH FILES
@@ -98,6 +98,31 @@ fn write_page(
 pub fn write_completions(shell: Shell, out: &mut dyn Write) {
     let mut cmd = Cli::command();
     clap_complete::generate(shell, &mut cmd, "meshroom-gw", out);
+}
+
+/// Runs `meshroom-gw generate`.
+pub fn generate(what: Generate) -> i32 {
+    match what {
+        Generate::Man { dir } => match write_man_pages(&dir) {
+            Ok(pages) => {
+                for page in pages {
+                    println!("{}", page.display());
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!(
+                    "error: cannot write the manual pages to {}: {e}",
+                    dir.display()
+                );
+                1
+            }
+        },
+        Generate::Completions { shell } => {
+            write_completions(shell, &mut std::io::stdout());
+            0
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,8 @@
 //! A minimal HTTP/1.1 client for the CLI (`status`, `post`), on the hyper the server already
 //! brings, so the CLI adds no HTTP stack of its own.
 
+use std::path::Path;
+
 use anyhow::{bail, Context};
 use http_body_util::{BodyExt, Full};
 use hyper::Request;
@@ -48,4 +50,22 @@ pub async fn request(
         bail!("no answer");
     }
     Ok(Answer { status, body })
+}
+
+/// The base URL to reach the gateway that `config` describes.
+pub fn base_url(explicit: Option<String>, config_path: Option<&Path>) -> String {
+    if let Some(url) = explicit {
+        return url.trim_end_matches('/').to_string();
+    }
+    let listen = crate::config::resolve_with(config_path, &|_| Vec::new())
+        .map(|l| l.config.http.listen)
+        .unwrap_or_else(|_| crate::config::HttpConfig::default().listen);
+    let host = if listen.ip().is_unspecified() {
+        "127.0.0.1".to_string()
+    } else if listen.is_ipv6() {
+        format!("[{}]", listen.ip())
+    } else {
+        listen.ip().to_string()
+    };
+    format!("http://{host}:{}", listen.port())
 }

@@ -1,0 +1,27 @@
+//! `meshroom-gw check-config`: loads the configuration exactly as `run` would (the same
+//! `settings::load`), prints every problem with its file, line, column and key, and exits 2.
+
+use std::path::Path;
+
+use super::EXIT_CONFIG;
+
+pub fn check_config(path: Option<&Path>) -> i32 {
+    match crate::settings::load(path) {
+        Ok(loaded) => {
+            for w in &loaded.warnings {
+                eprintln!("warning: {w}");
+            }
+            println!(
+                "{}: OK ({} rooms, {} peers)",
+                loaded.source,
+                loaded.settings.config.rooms.len(),
+                loaded.settings.config.peers.len()
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("{e}");
+            EXIT_CONFIG
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! From the configuration file to the settings the sides run with, in one place: `run`, a
+//! reload (SIGHUP) and `check-config` all come through here, so they can never disagree, and
+//! every default lives once (in the `config` section that declares it).
+//!
+//! `config` describes the file and checks what the file alone can tell (ranges, names,
+//! duplicates, placeholders). The checks that need a side's own rules — the radio's board and
+//! region presets, the rooms' places on the TUN multicast range — are made here, with the same
+//! file:line:column:key messages, before anything starts.
+
+use std::path::Path;
+
+use crate::config::{self, Config, ConfigError, Issue, Loaded, Source};
+use crate::meshcore::engine::EngineConfig;
+use crate::radio::settings::Resolved as RadioSettings;
+use crate::tun::group::{place_rooms, GroupError, RoomEndpoint, RoomPlacement};
+
+/// What the sides run with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub config: Config,
+    /// `None` when `radio.backend` is `none`.
+    pub radio: Option<RadioSettings>,
+    /// The MeshCore room servers' timers and limits.
+    pub meshcore: EngineConfig,
+    /// Where each room lives on the TUN device.
+    pub tun_rooms: Vec<RoomEndpoint>,
+}
+
+/// A configuration that loaded, checked and resolved, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Prepared {
+    pub settings: Settings,
+    pub source: Source,
+    pub warnings: Vec<Issue>,
+}
+
+/// The configuration `run` uses: `explicit` if given (it must exist), else the default path if
+/// a file is there, else the embedded default.
+pub fn load(explicit: Option<&Path>) -> Result<Prepared, ConfigError> {
+    prepare(config::resolve_with(explicit, &problems)?)
+}
+
+/// One file, as a reload reads it.
+pub fn load_file(path: &Path) -> Result<Prepared, ConfigError> {
+    prepare(config::load_file_with(path, &problems)?)
+}
+
+/// Parses and checks `text` (`file` names it in messages) as `check-config` would.
+pub fn parse(text: &str, file: &str) -> Result<(Settings, Vec<Issue>), ConfigError> {
+    let (config, warnings) = config::parse_with(text, file, &problems)?;
+    let settings = resolve(config).map_err(|p| unlocated(file, p))?;
+    Ok((settings, warnings))
+}
+
+fn prepare(loaded: Loaded) -> Result<Prepared, ConfigError> {
+    let Loaded {
+        config,
+        source,
+        warnings,
+    } = loaded;
+    let settings = resolve(config).map_err(|p| unlocated(&source.to_string(), p))?;
+    Ok(Prepared {
+        settings,
+        source,
+        warnings,
+    })
+}
+
+/// Only reached if `problems` and `resolve` disagreed; still a readable error.
+fn unlocated(file: &str, problems: Vec<(String, String)>) -> ConfigError {
+    ConfigError::Invalid(
+        problems
+            .into_iter()
+            .map(|(key, message)| Issue {
+                file: file.to_string(),
+                line: 1,
+                column: 1,
+                key,
+                message,
+            })
+            .collect(),
+    )
+}
+
+/// Resolves a checked configuration; `Err` lists (key path, message) pairs.
+pub fn resolve(config: Config) -> Result<Settings, Vec<(String, String)>> {
+    let mut problems = Vec::new();
+    let radio = match config.radio.backend {
+        config::RadioBackend::None => None,
+        _ => match config.radio.resolve() {
+            Ok(r) => Some(r),
+            Err(p) => {
+                problems.extend(p);
+                None
+            }
+        },
+    };
+    let tun_rooms = match tun_rooms(&config) {
+        Ok(rooms) => rooms,
+        Err(e) => {
+            problems.extend(group_problem(&config, &e));
+            Vec::new()
+        }
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    Ok(Settings {
+        meshcore: engine_config(&config.meshcore),
+        radio,
+        tun_rooms,
+        config,
+    })
+}
+
+/// The side-level problems of a configuration, as (key path, message) pairs.
+pub fn problems(config: &Config) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    if config.radio.backend != config::RadioBackend::None {
+        out.extend(config.radio.resolve().err().unwrap_or_default());
+    }
+    if let Err(e) = tun_rooms(config) {
+        out.extend(group_problem(config, &e));
+    }
+    out
+}
+
+/// Where each room lives on the TUN device, or the first clash.
+pub fn tun_rooms(config: &Config) -> Result<Vec<RoomEndpoint>, GroupError> {
+    place_rooms(
+        config.rooms.iter().map(|r| RoomPlacement {
+            room: &r.name,
+            group: r.group,
+            port: r.port,
+        }),
+        config.tun.range,
+        config.tun.port,
+    )
+}
+
+fn group_problem(config: &Config, e: &GroupError) -> Option<(String, String)> {
+    let room = match e {
+        GroupError::Clash { second, .. } => second,
+        GroupError::OutsideRange { room, .. } => room,
+        // The rooms' own check already says this, at `rooms[i].port`.
+        GroupError::PortZero { .. } => return None,
+    };
+    let key = config
+        .rooms
+        .iter()
+        .position(|r| &r.name == room)
+        .map_or_else(|| "rooms".to_string(), |i| format!("rooms[{i}].group"));
+    Some((key, e.to_string()))
+}
+
+fn ms(s: f64) -> u64 {
+    if s.is_finite() && s > 0.0 {
+        (s * 1000.0).round() as u64
+    } else {
+        0
+    }
+}
+
+/// The MeshCore engine's timers and limits from the `meshcore:` section.
+pub fn engine_config(c: &config::MeshcoreConfig) -> EngineConfig {
+    let location = match (c.latitude, c.longitude) {
+        (Some(lat), Some(lon)) if lat.is_finite() && lon.is_finite() => Some((
+            (lat.clamp(-90.0, 90.0) * 1e6) as i32,
+            (lon.clamp(-180.0, 180.0) * 1e6) as i32,
+        )),
+        _ => None,
+    };
+    EngineConfig {
+        first_advert_delay_ms: ms(c.first_advert_delay_s),
+        advert_interval_ms: ms(c.advert_interval_s),
+        flood_advert_interval_ms: ms(c.flood_advert_interval_s),
+        location,
+        silence_timeout_ms: ms(c.silence_timeout_s),
+        push_interval_ms: ms(c.push_interval_s),
+        push_min_age_ms: ms(c.push_min_age_s),
+        push_ack_timeout_flood_ms: ms(c.push_ack_timeout_flood_s),
+        push_ack_timeout_direct_ms: ms(c.push_ack_timeout_direct_s),
+        push_ack_timeout_per_hop_ms: ms(c.push_ack_timeout_per_hop_s),
+        push_max_failures: c.push_max_failures,
+        reply_delay_ms: ms(c.reply_delay_s),
+        login_max_failures: c.login_max_failures,
+        login_block_ms: ms(c.login_block_s),
+        max_clients: c.max_clients.max(1),
+        ..EngineConfig::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MeshcoreConfig;
+
+    fn load(text: &str) -> Result<Settings, String> {
+        parse(text, "test.yaml")
+            .map(|(s, _)| s)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn meshcore_defaults_match_the_engine_defaults() {
+        assert_eq!(
+            engine_config(&MeshcoreConfig::default()),
+            EngineConfig::default()
+        );
+    }
+
+    #[test]
+    fn location_is_sent_in_millionths_of_a_degree() {
+        let c = MeshcoreConfig {
+            latitude: Some(37.5),
+            longitude: Some(-122.25),
+            ..MeshcoreConfig::default()
+        };
+        assert_eq!(engine_config(&c).location, Some((37_500_000, -122_250_000)));
+    }
+
+    #[test]
+    fn the_embedded_default_resolves() {
+        let s = resolve(Config::embedded_default()).expect("embedded default");
+        assert_eq!(s.tun_rooms.len(), s.config.rooms.len());
+        assert!(s.radio.is_some());
+    }
+
+    #[test]
+    fn two_rooms_on_one_group_are_refused_with_the_line() {
+        let text = "rooms:\n  - name: a\n    group: 239.77.1.1\n  - name: b\n    group: 239.77.1.1\n    port: 9000\n";
+        let err = load(text).unwrap_err();
+        assert!(err.contains("rooms[1].group"), "{err}");
+        assert!(err.contains("test.yaml:5"), "{err}");
+        assert!(err.contains("239.77.1.1"), "{err}");
+    }
+
+    #[test]
+    fn a_group_outside_the_range_is_refused() {
+        let err = load("rooms:\n  - name: a\n    group: 239.1.1.1\n").unwrap_err();
+        assert!(err.contains("outside"), "{err}");
+    }
+
+    #[test]
+    fn radio_problems_are_reported_with_the_file_checks() {
+        let err = load("rooms:\n  - name: \"\"\nradio:\n  board: no-such-board\n").unwrap_err();
+        assert!(err.contains("radio.board"), "{err}");
+        assert!(err.contains("rooms[0].name"), "{err}");
+    }
+}
