@@ -9,11 +9,11 @@ use meshroom_gw::config;
 use meshroom_gw::gateway::SideContext;
 use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, Via};
 use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
-use meshroom_gw::meshcore::engine::{Now, Priority};
-use meshroom_gw::meshcore::identity::LocalIdentity;
-use meshroom_gw::meshcore::packet::{PacketRepr, PayloadType};
-use meshroom_gw::meshcore::payload::Payload;
+use meshroom_gw::meshcore::server::engine::{Now, Priority};
 use meshroom_gw::meshcore::service::{self, RadioLink, Received, Transmitter};
+use meshroom_gw::meshcore::wire::identity::LocalIdentity;
+use meshroom_gw::meshcore::wire::packet::{PacketRepr, PayloadType};
+use meshroom_gw::meshcore::wire::payload::Payload;
 use meshroom_gw::status::StatusBoard;
 use tokio::sync::{mpsc, watch};
 

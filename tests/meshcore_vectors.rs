@@ -2,21 +2,18 @@
 //! each `raw_hex` and compare the fields, then build the frame from the fields and compare the
 //! bytes. A mismatch here means a stock MeshCore app would not understand us.
 
-use meshroom_gw::meshcore::advert::{Advert, AppData, NodeType};
-use meshroom_gw::meshcore::crypto::ChannelKey;
-use meshroom_gw::meshcore::identity::LocalIdentity;
-use meshroom_gw::meshcore::message::{
+use meshroom_gw::meshcore::wire::advert::{Advert, AppData, NodeType};
+use meshroom_gw::meshcore::wire::crypto::ChannelKey;
+use meshroom_gw::meshcore::wire::identity::LocalIdentity;
+use meshroom_gw::meshcore::wire::message::{
     LoginReply, LoginRequest, PathBody, Request, TextMessage, TxtType,
 };
-use meshroom_gw::meshcore::packet::{PacketRepr, Path, PathLen, PayloadType, RouteType};
-use meshroom_gw::meshcore::payload::{Ack, AnonReq, Datagram, GroupMessage, Payload};
+use meshroom_gw::meshcore::wire::packet::{PacketRepr, Path, PathLen, PayloadType, RouteType};
+use meshroom_gw::meshcore::wire::payload::{Ack, AnonReq, Datagram, GroupMessage, Payload};
 use serde_json::Value;
 
 fn vector(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/vectors/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/tests/vectors/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     serde_json::from_str(&text).unwrap()
 }
@@ -547,11 +544,7 @@ fn room_post_push_and_keep_alive() {
 #[test]
 fn every_vector_frame_round_trips_and_truncations_never_panic() {
     let mut frames = vec![];
-    for file in std::fs::read_dir(format!(
-        "{}/tests/vectors",
-        env!("CARGO_MANIFEST_DIR")
-    ))
-    .unwrap()
+    for file in std::fs::read_dir(format!("{}/tests/vectors", env!("CARGO_MANIFEST_DIR"))).unwrap()
     {
         let path = file.unwrap().path();
         if path.extension().and_then(|e| e.to_str()) != Some("json") {

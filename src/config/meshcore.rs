@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::meshcore::engine::EngineConfig;
+use crate::meshcore::server::engine::EngineConfig;
 
 #[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]

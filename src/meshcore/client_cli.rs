@@ -16,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use super::companion::{Companion, CompanionConfig, CompanionEvent, Output};
-use super::engine::Now;
-use super::identity::{LocalIdentity, PublicKey};
 use super::keystore;
-use super::message::REQ_KEEP_ALIVE;
+use super::server::engine::Now;
+use super::wire::identity::{LocalIdentity, PublicKey};
+use super::wire::message::REQ_KEEP_ALIVE;
 use crate::radio::{RadioHandle, SimParams, TxPriority};
 
 #[derive(Debug, Subcommand)]

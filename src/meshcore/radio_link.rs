@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
 
-use super::engine::Priority;
+use super::server::engine::Priority;
 use super::service::{RadioLink, Received, Transmitter};
 use crate::radio::{RadioHandle, TxPriority};
 

@@ -15,11 +15,11 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::engine::{Action, Engine, Now, PostTicket, Priority, RadioPost, RoomSetup};
-use super::history::{PostAuthor, RoomPost};
-use super::identity::PublicKey;
 use super::keystore;
-use super::roster::ClientRecord;
+use super::server::engine::{Action, Engine, Now, PostTicket, Priority, RadioPost, RoomSetup};
+use super::server::history::{PostAuthor, RoomPost};
+use super::server::roster::ClientRecord;
+use super::wire::identity::PublicKey;
 use crate::gateway::SideContext;
 use crate::hub::participants::Participant;
 use crate::hub::{Author, AuthorKind, Hub, NewPost, Post, PostId, Submitted, Via};
