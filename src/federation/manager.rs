@@ -1,7 +1,6 @@
 //! The peer manager: dials every configured peer (with backoff), accepts links on the
 //! `/federation` WebSocket route, keeps exactly one link per peer, and creates the shared state
-//! the sessions use ([`Shared`]: hub, settings, status figures, the
-//! handshake rate limit).
+//! the sessions use ([`Shared`]: hub, settings, status figures, the handshake rate limit).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
