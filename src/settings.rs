@@ -10,7 +10,7 @@
 use std::path::Path;
 
 use crate::config::{self, Config, ConfigError, Issue, Loaded, Source};
-use crate::meshcore::engine::EngineConfig;
+use crate::meshcore::server::engine::EngineConfig;
 use crate::radio::settings::Resolved as RadioSettings;
 use crate::tun::group::{place_rooms, GroupError, RoomEndpoint, RoomPlacement};
 

@@ -382,8 +382,8 @@ fn junk_on_the_air_leaves_the_gateway_serving_with_counters() {
         .to_string();
     rt.block_on(async {
         use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, Output};
-        use meshroom_gw::meshcore::engine::Now;
-        use meshroom_gw::meshcore::identity::{LocalIdentity, PublicKey};
+        use meshroom_gw::meshcore::server::engine::Now;
+        use meshroom_gw::meshcore::wire::identity::{LocalIdentity, PublicKey};
         use meshroom_gw::radio::{open_sim_standalone, SimParams, TxPriority};
         use rand::Rng;
         let cfg = meshroom_gw::config::load_file(&gw.config_path)

@@ -4,12 +4,12 @@
 use std::collections::{HashMap, HashSet};
 
 use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
-use meshroom_gw::meshcore::engine::{Action, Engine, EngineConfig, Now, RoomSetup};
-use meshroom_gw::meshcore::history::{PostAuthor, RoomPost};
-use meshroom_gw::meshcore::identity::{LocalIdentity, PublicKey};
-use meshroom_gw::meshcore::message::{StatusBody, REQ_GET_STATUS};
-use meshroom_gw::meshcore::packet::{PacketRepr, PayloadType};
-use meshroom_gw::meshcore::roster::ClientRecord;
+use meshroom_gw::meshcore::server::engine::{Action, Engine, EngineConfig, Now, RoomSetup};
+use meshroom_gw::meshcore::server::history::{PostAuthor, RoomPost};
+use meshroom_gw::meshcore::server::roster::ClientRecord;
+use meshroom_gw::meshcore::wire::identity::{LocalIdentity, PublicKey};
+use meshroom_gw::meshcore::wire::message::{StatusBody, REQ_GET_STATUS};
+use meshroom_gw::meshcore::wire::packet::{PacketRepr, PayloadType};
 use rand::{Rng, SeedableRng};
 
 const T0: u32 = 1_750_000_000;
@@ -30,7 +30,7 @@ struct FakeHub {
     clock: HashMap<usize, u32>,
     /// Hold commits instead of answering at once.
     hold: bool,
-    held: Vec<meshroom_gw::meshcore::engine::RadioPost>,
+    held: Vec<meshroom_gw::meshcore::server::engine::RadioPost>,
     saved_clients: HashMap<(usize, String), ClientRecord>,
     saved_clock: HashMap<usize, u32>,
 }
@@ -136,7 +136,7 @@ impl Air {
         }
     }
 
-    fn commit(&mut self, p: meshroom_gw::meshcore::engine::RadioPost) {
+    fn commit(&mut self, p: meshroom_gw::meshcore::server::engine::RadioPost) {
         let dup = self
             .hub
             .posts
@@ -614,7 +614,7 @@ fn flood_login_is_answered_with_a_path_and_the_route_is_learnt_from_the_push_ack
     );
     assert_eq!(
         air.engine.route_of(0, &air.radios[1].companion.public()),
-        Some(meshroom_gw::meshcore::packet::RouteType::Direct)
+        Some(meshroom_gw::meshcore::wire::packet::RouteType::Direct)
     );
 }
 
@@ -686,8 +686,8 @@ fn restart_keeps_clock_clients_and_history() {
             _ => None,
         })
         .expect("an advert at start");
-    let Ok(meshroom_gw::meshcore::payload::Payload::Advert(a)) =
-        meshroom_gw::meshcore::payload::Payload::parse(advert.payload_type, &advert.payload)
+    let Ok(meshroom_gw::meshcore::wire::payload::Payload::Advert(a)) =
+        meshroom_gw::meshcore::wire::payload::Payload::parse(advert.payload_type, &advert.payload)
     else {
         panic!("advert")
     };
@@ -799,8 +799,8 @@ fn random_truncated_and_tampered_frames_never_panic_and_are_counted() {
 
 #[test]
 fn keep_alive_is_answered_direct_with_the_unsynced_count_only_when_a_route_is_known() {
-    use meshroom_gw::meshcore::message::REQ_KEEP_ALIVE;
-    use meshroom_gw::meshcore::payload::Payload;
+    use meshroom_gw::meshcore::wire::message::REQ_KEEP_ALIVE;
+    use meshroom_gw::meshcore::wire::payload::Payload;
     let mut air = discovered(vec![room("Public", 1, None)], &["alice", "bob"]);
     air.login(0, 0, "", None);
     air.login(1, 0, "", None);
@@ -839,7 +839,10 @@ fn keep_alive_is_answered_direct_with_the_unsynced_count_only_when_a_route_is_kn
         .filter_map(|f| PacketRepr::from_bytes(f).ok())
         .find(|p| p.payload_type == PayloadType::Ack)
         .expect("keep-alive ACK");
-    assert_eq!(ack.route, meshroom_gw::meshcore::packet::RouteType::Direct);
+    assert_eq!(
+        ack.route,
+        meshroom_gw::meshcore::wire::packet::RouteType::Direct
+    );
     let Ok(Payload::Ack(a)) = Payload::parse(ack.payload_type, &ack.payload) else {
         panic!("ACK payload")
     };

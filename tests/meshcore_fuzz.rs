@@ -2,12 +2,12 @@
 //! one returns an error or a value, never panics, and whatever parses emits back to the same
 //! bytes.
 
-use meshroom_gw::meshcore::advert::AppData;
-use meshroom_gw::meshcore::message::{
+use meshroom_gw::meshcore::wire::advert::AppData;
+use meshroom_gw::meshcore::wire::message::{
     LoginReply, LoginRequest, PathBody, Request, Response, StatusBody, TextMessage,
 };
-use meshroom_gw::meshcore::packet::{Frame, PacketRepr, PayloadType};
-use meshroom_gw::meshcore::payload::Payload;
+use meshroom_gw::meshcore::wire::packet::{Frame, PacketRepr, PayloadType};
+use meshroom_gw::meshcore::wire::payload::Payload;
 use rand::{Rng, SeedableRng};
 
 #[test]

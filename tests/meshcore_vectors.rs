@@ -2,14 +2,14 @@
 //! each `raw_hex` and compare the fields, then build the frame from the fields and compare the
 //! bytes. A mismatch here means a stock MeshCore app would not understand us.
 
-use meshroom_gw::meshcore::advert::{Advert, AppData, NodeType};
-use meshroom_gw::meshcore::crypto::ChannelKey;
-use meshroom_gw::meshcore::identity::LocalIdentity;
-use meshroom_gw::meshcore::message::{
+use meshroom_gw::meshcore::wire::advert::{Advert, AppData, NodeType};
+use meshroom_gw::meshcore::wire::crypto::ChannelKey;
+use meshroom_gw::meshcore::wire::identity::LocalIdentity;
+use meshroom_gw::meshcore::wire::message::{
     LoginReply, LoginRequest, PathBody, Request, TextMessage, TxtType,
 };
-use meshroom_gw::meshcore::packet::{PacketRepr, Path, PathLen, PayloadType, RouteType};
-use meshroom_gw::meshcore::payload::{Ack, AnonReq, Datagram, GroupMessage, Payload};
+use meshroom_gw::meshcore::wire::packet::{PacketRepr, Path, PathLen, PayloadType, RouteType};
+use meshroom_gw::meshcore::wire::payload::{Ack, AnonReq, Datagram, GroupMessage, Payload};
 use serde_json::Value;
 
 fn vector(name: &str) -> Value {

@@ -4,6 +4,7 @@
 //! (radio presets and probe), `generate` (man pages, completions). `main.rs` only parses and
 //! dispatches.
 
+pub mod client;
 pub mod config;
 pub mod generate;
 pub mod http;
@@ -13,7 +14,7 @@ pub mod radio;
 pub mod status;
 pub mod tail;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
@@ -94,7 +95,7 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         state: Option<PathBuf>,
         #[command(subcommand)]
-        action: crate::meshcore::client_cli::ClientCommand,
+        action: client::ClientCommand,
     },
     /// Radio tools: bring-up diagnostics, presets.
     Radio {
@@ -182,7 +183,7 @@ pub fn dispatch(cli: Cli) -> i32 {
                         name,
                         state,
                         action,
-                    } => report(client(air, name, state, action, config_path).await),
+                    } => report(client::client(air, name, state, action, config_path).await),
                     Command::CheckConfig
                     | Command::Configfile
                     | Command::Radio { .. }
@@ -202,27 +203,4 @@ fn report(result: anyhow::Result<()>) -> i32 {
             1
         }
     }
-}
-
-/// `meshroom-gw client …`: radio settings and air directory come from the configuration when
-/// there is one, so the client hears the gateway.
-pub async fn client(
-    air: Option<PathBuf>,
-    name: String,
-    state: Option<PathBuf>,
-    action: crate::meshcore::client_cli::ClientCommand,
-    config_path: Option<&Path>,
-) -> anyhow::Result<()> {
-    use crate::meshcore::client_cli;
-    let radio = crate::config::resolve_with(config_path, &|_| Vec::new())
-        .map(|l| l.config.radio)
-        .unwrap_or_default();
-    let params = crate::radio::SimParams::from_config(&radio)?;
-    let opts = client_cli::ClientOptions {
-        air: air.unwrap_or(radio.air_dir),
-        state: state.unwrap_or_else(|| client_cli::default_state_dir(&name)),
-        name,
-        params,
-    };
-    client_cli::run(opts, action).await
 }

@@ -11,10 +11,13 @@
 //!
 //! IO shell (tokio): [`manager`] dials peers with [`backoff`], accepts on the `/federation`
 //! WebSocket route (rate-limited by [`guard`]), keeps one link per peer; [`session`] runs one
-//! link over a [`wire`] and bridges it with the hub; [`keyfile`] keeps the static key;
-//! [`status`] is what `/status` and `/metrics` show.
+//! link over a [`wire`] and bridges it with the hub; [`registry`] is the state both share (the
+//! peers, one link per pair, the hub and settings); [`cursors`] are the per-(peer, room) sync
+//! cursors in the state store; [`keyfile`] keeps the static key; [`status`] is what `/status`
+//! and `/metrics` show. Dependencies run manager → session → registry/cursors, never back.
 pub mod backoff;
 pub mod codec;
+pub mod cursors;
 pub mod frame;
 pub mod guard;
 pub mod handshake;
@@ -25,6 +28,7 @@ pub mod link;
 mod link_tests;
 pub mod manager;
 pub mod outbound;
+pub mod registry;
 pub mod rooms;
 pub mod secret;
 pub mod session;
@@ -71,7 +75,7 @@ pub fn spawn(ctx: &SideContext) -> anyhow::Result<Option<BoxedFilter<(Response,)
         dead_after: secs(fed.dead_after_s, 6.0),
         handshake_timeout: Duration::from_secs(10),
     };
-    let manager_settings = manager::ManagerSettings {
+    let manager_settings = registry::ManagerSettings {
         backoff_min: secs(fed.backoff_min_s, 1.0),
         backoff_max: secs(fed.backoff_max_s, 60.0),
         max_failed_handshakes: fed.max_failed_handshakes,

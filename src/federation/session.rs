@@ -17,10 +17,11 @@ use futures_util::{FutureExt, SinkExt, StreamExt};
 use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
+use super::cursors::CURSOR_NS;
 use super::frame::ByeReason;
 use super::handshake::HandshakeError;
 use super::link::{Action, CloseReason, Link, PeerUp};
-use super::manager::{Peer, Shared, CURSOR_NS};
+use super::registry::{Peer, Shared};
 use super::rooms::Role;
 use super::status::{lock, PeerState};
 use super::wire::{BoxIn, BoxOut, WireIn, WireOut};
@@ -540,31 +541,4 @@ impl Session {
         self.cursors.finish().await;
         ending
     }
-}
-
-/// Cursors of `peer` as persisted, merged with what this process already knows.
-pub fn load_cursors(shared: &Shared, peer: &Peer) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    let prefix = format!("{}/", peer.label);
-    match shared.hub.state().list(CURSOR_NS) {
-        Ok(entries) => {
-            for (key, value) in entries {
-                let Some(room) = key.strip_prefix(&prefix) else {
-                    continue;
-                };
-                if let Some(ts) = std::str::from_utf8(&value)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                {
-                    out.insert(room.to_string(), ts);
-                }
-            }
-        }
-        Err(e) => tracing::warn!("federation: cannot read cursors: {e}"),
-    }
-    for (room, ts) in peer.known_cursors() {
-        let e = out.entry(room).or_insert(0);
-        *e = (*e).max(ts);
-    }
-    out
 }

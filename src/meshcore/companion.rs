@@ -11,17 +11,17 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use thiserror::Error;
 
-use super::advert::{Advert, AppData, NodeType};
-use super::crypto::SharedSecret;
-use super::dedup::Dedup;
-use super::engine::Now;
-use super::identity::{LocalIdentity, PublicKey};
-use super::message::{
+use super::server::dedup::Dedup;
+use super::server::engine::Now;
+use super::wire::advert::{Advert, AppData, NodeType};
+use super::wire::crypto::SharedSecret;
+use super::wire::identity::{LocalIdentity, PublicKey};
+use super::wire::message::{
     LoginReply, LoginRequest, PathBody, Request, Response, TextMessage, TxtType, MAX_PASSWORD_LEN,
     MAX_POST_TEXT,
 };
-use super::packet::{Frame, PacketRepr, Path, PayloadType, RouteType};
-use super::payload::{Ack, AnonReq, Datagram, Payload};
+use super::wire::packet::{Frame, PacketRepr, Path, PayloadType, RouteType};
+use super::wire::payload::{Ack, AnonReq, Datagram, Payload};
 
 /// A room this companion knows.
 #[derive(Clone, Debug)]

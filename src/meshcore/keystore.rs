@@ -11,7 +11,7 @@ use rand::RngCore;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::identity::{LocalIdentity, PRV_KEY_SIZE};
+use super::wire::identity::{LocalIdentity, PRV_KEY_SIZE};
 
 #[derive(Debug, Error)]
 pub enum KeyStoreError {

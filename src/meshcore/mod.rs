@@ -1,38 +1,30 @@
 //! MeshCore on the air: every room an identity that stock MeshCore apps can join.
 //!
-//! Layers, bottom up (all sans-IO except `service`):
-//! - `packet`, `payload`, `advert`, `message`: the wire format (protocol sheet §2–§10) as
-//!   checked views and owned representations that parse and emit byte for byte.
-//! - `crypto`, `identity`: AES-128-ECB + 2-byte HMAC, packet/ACK hashes, channel keys, Ed25519
-//!   identities in the firmware's 64-byte form and their X25519 shared secrets.
-//! - `companion`: the client side (what a phone's companion radio does), sans-IO too.
-//! - `engine` (with `room`, `roster`, `history`, `dedup`, `counters`): the room server for
-//!   every room on one radio — frames and time in, actions out.
-pub mod advert;
-pub mod client_cli;
+//! Sans-IO (bytes, events and the time in; results and actions out — no clock, file, socket or
+//! radio of their own):
+//! - [`wire`]: the wire format (protocol sheet §2–§11) — `packet`, `payload`, `advert`,
+//!   `message`, `crypto`, `identity`;
+//! - [`server`]: the room server for every room on one radio — `engine` (with `room`, `roster`,
+//!   `history`, `dedup`, `counters`);
+//! - [`companion`]: the client side (what a phone's companion radio does).
+//!
+//! IO shell (files, tokio, the radio):
+//! - [`keystore`]: the rooms' private keys on disk;
+//! - [`service`]: the tokio task that runs the engine against the radio (a [`service::RadioLink`],
+//!   which the gateway makes from its radio) and the hub.
 pub mod companion;
-pub mod counters;
-pub mod crypto;
-pub mod dedup;
-pub mod engine;
-pub mod history;
-pub mod identity;
 pub mod keystore;
-pub mod message;
-pub mod packet;
-pub mod payload;
-pub mod radio_link;
-pub(crate) mod room;
-pub mod roster;
+pub mod server;
 pub mod service;
+pub mod wire;
 
-pub use advert::{Advert, AppData, NodeType};
-pub use crypto::{ChannelKey, CryptoError, SharedSecret};
-pub use engine::{
+pub use server::engine::{
     Action, Engine, EngineConfig, Now, PostTicket, Priority, RadioPost, RoomId, RoomSetup,
 };
-pub use history::{PostAuthor, RoomPost};
-pub use identity::{LocalIdentity, PublicKey};
-pub use packet::{Frame, PacketRepr, Path, PathLen, PayloadType, RouteType, WireError};
-pub use payload::Payload;
-pub use roster::{ClientRecord, Role};
+pub use server::history::{PostAuthor, RoomPost};
+pub use server::roster::{ClientRecord, Role};
+pub use wire::advert::{Advert, AppData, NodeType};
+pub use wire::crypto::{ChannelKey, CryptoError, SharedSecret};
+pub use wire::identity::{LocalIdentity, PublicKey};
+pub use wire::packet::{Frame, PacketRepr, Path, PathLen, PayloadType, RouteType, WireError};
+pub use wire::payload::Payload;

@@ -15,13 +15,13 @@ use anyhow::Context;
 use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
-use super::engine::{
+use super::keystore;
+use super::server::engine::{
     Action, Engine, EngineConfig, Now, PostTicket, Priority, RadioPost, RoomSetup,
 };
-use super::history::{PostAuthor, RoomPost};
-use super::identity::PublicKey;
-use super::keystore;
-use super::roster::ClientRecord;
+use super::server::history::{PostAuthor, RoomPost};
+use super::server::roster::ClientRecord;
+use super::wire::identity::PublicKey;
 use crate::hub::participants::Participant;
 use crate::hub::{Author, AuthorKind, Hub, NewPost, Post, PostId, RoomInfo, Submitted, Via};
 use crate::side::SideContext;

@@ -12,6 +12,8 @@ use serde_json::json;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::watch;
 
+mod radio_link;
+
 use crate::config::{self, Source};
 use crate::http::{self, HttpState};
 use crate::hub::Hub;
@@ -123,7 +125,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
 async fn start_sides(
     ctx: &SideContext,
     radio: Option<&crate::radio::settings::Resolved>,
-    meshcore: crate::meshcore::engine::EngineConfig,
+    meshcore: crate::meshcore::server::engine::EngineConfig,
     tun_rooms: Vec<crate::tun::group::RoomEndpoint>,
 ) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
     let mut sides = Vec::new();
@@ -143,7 +145,7 @@ async fn start_sides(
     // Every room is a MeshCore room server on the radio.
     match &radio {
         Some(radio) => {
-            let link = crate::meshcore::radio_link::link(radio);
+            let link = radio_link::link(radio);
             let meshcore = crate::meshcore::service::spawn(ctx, meshcore, link).await?;
             sides.push(meshcore.task);
         }

@@ -19,12 +19,13 @@ use sha2::{Digest, Sha256};
 use super::counters::{Counters, RoomCounters};
 use super::dedup::Dedup;
 use super::history::RoomPost;
-use super::identity::{LocalIdentity, PublicKey};
-use super::message::StatusBody;
-use super::packet::{Frame, PacketRepr, PayloadType, RouteType};
-use super::payload::Payload;
 use super::room::{AckRoute, DatagramOutcome, IncomingPost, Room};
 use super::roster::{ClientRecord, Role};
+use crate::meshcore::wire;
+use crate::meshcore::wire::identity::{LocalIdentity, PublicKey};
+use crate::meshcore::wire::message::StatusBody;
+use crate::meshcore::wire::packet::{Frame, PacketRepr, PayloadType, RouteType};
+use crate::meshcore::wire::payload::Payload;
 
 /// The time, as the caller sees it: a monotonic clock for timers and the wall clock for
 /// MeshCore timestamps.
@@ -441,7 +442,7 @@ impl Engine {
         &mut self,
         now: Now,
         repr: &PacketRepr,
-        req: &super::payload::AnonReq,
+        req: &wire::payload::AnonReq,
         out: &mut Vec<Action>,
     ) {
         let (rooms, mut ctx) = self.split(now, out);
@@ -465,7 +466,7 @@ impl Engine {
         &mut self,
         now: Now,
         repr: &PacketRepr,
-        d: &super::payload::Datagram,
+        d: &wire::payload::Datagram,
         out: &mut Vec<Action>,
     ) {
         let (rooms, mut ctx) = self.split(now, out);

@@ -6,19 +6,20 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
-use super::advert::{Advert, AppData};
 use super::counters::RoomCounters;
-use super::crypto::{CryptoError, SharedSecret};
 use super::engine::{Action, Ctx, EngineConfig, Now, ParticipantInfo, Priority, RoomId, RoomSetup};
 use super::history::{PostCache, RoomPost};
-use super::identity::{LocalIdentity, PublicKey};
-use super::message::{
+use super::roster::{Client, LoginGuard, PendingPush, Role};
+use crate::meshcore::wire;
+use crate::meshcore::wire::advert::{Advert, AppData};
+use crate::meshcore::wire::crypto::{CryptoError, SharedSecret};
+use crate::meshcore::wire::identity::{LocalIdentity, PublicKey};
+use crate::meshcore::wire::message::{
     LoginReply, LoginRequest, PathBody, Request, Response, TextMessage, TxtType,
     FIRMWARE_VER_LEVEL, MAX_POST_TEXT, REQ_GET_STATUS, REQ_KEEP_ALIVE, RESP_SERVER_LOGIN_OK,
 };
-use super::packet::{PacketRepr, Path, PayloadType, RouteType};
-use super::payload::{Ack, AnonReq, Datagram, Payload};
-use super::roster::{Client, LoginGuard, PendingPush, Role};
+use crate::meshcore::wire::packet::{PacketRepr, Path, PayloadType, RouteType};
+use crate::meshcore::wire::payload::{Ack, AnonReq, Datagram, Payload};
 
 /// How to send the ACK of a post once it is committed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,7 +94,7 @@ impl Room {
         }
         let password = setup
             .password
-            .map(|p| p[..p.len().min(super::message::MAX_PASSWORD_LEN)].to_vec());
+            .map(|p| p[..p.len().min(wire::message::MAX_PASSWORD_LEN)].to_vec());
         let mut room = Room {
             id,
             name: setup.name,
@@ -204,7 +205,7 @@ impl Room {
     /// A changed PSK (configuration reload) applies to the next login.
     pub fn set_password(&mut self, password: Option<Vec<u8>>) {
         self.password =
-            password.map(|p| p[..p.len().min(super::message::MAX_PASSWORD_LEN)].to_vec());
+            password.map(|p| p[..p.len().min(wire::message::MAX_PASSWORD_LEN)].to_vec());
     }
 
     pub fn set_max_history(&mut self, max_history: usize) {
@@ -591,7 +592,7 @@ impl Room {
             );
             let ts = self.next_clock(ctx);
             let reply =
-                TextMessage::plain(ts, 0, super::advert::truncate_utf8(&note, MAX_POST_TEXT));
+                TextMessage::plain(ts, 0, wire::advert::truncate_utf8(&note, MAX_POST_TEXT));
             self.send_datagram(
                 ctx,
                 idx,

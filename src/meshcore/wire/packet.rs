@@ -407,7 +407,7 @@ impl PacketRepr {
 
     /// The firmware's dedup hash (§11): SHA-256(type ‖ [TRACE: path_len u16 LE] ‖ payload)[0..8].
     pub fn packet_hash(&self) -> [u8; 8] {
-        crate::meshcore::crypto::packet_hash(
+        crate::meshcore::wire::crypto::packet_hash(
             self.payload_type,
             self.path.len().encoded(),
             &self.payload,

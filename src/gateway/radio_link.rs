@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use tokio::sync::{broadcast, mpsc};
 
-use super::engine::Priority;
-use super::service::{RadioLink, Received, Transmitter};
+use crate::meshcore::server::engine::Priority;
+use crate::meshcore::service::{RadioLink, Received, Transmitter};
 use crate::radio::{RadioHandle, TxPriority};
 
 /// Frames waiting between the radio and the engine; beyond this the radio's own broadcast

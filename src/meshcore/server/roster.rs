@@ -6,9 +6,9 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::crypto::SharedSecret;
-use super::identity::PublicKey;
-use super::packet::Path;
+use crate::meshcore::wire::crypto::SharedSecret;
+use crate::meshcore::wire::identity::PublicKey;
+use crate::meshcore::wire::packet::Path;
 
 /// Permission byte's low 2 bits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

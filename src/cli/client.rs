@@ -15,11 +15,11 @@ use clap::Subcommand;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
-use super::companion::{Companion, CompanionConfig, CompanionEvent, Output};
-use super::engine::Now;
-use super::identity::{LocalIdentity, PublicKey};
-use super::keystore;
-use super::message::REQ_KEEP_ALIVE;
+use crate::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
+use crate::meshcore::keystore;
+use crate::meshcore::server::engine::Now;
+use crate::meshcore::wire::identity::{LocalIdentity, PublicKey};
+use crate::meshcore::wire::message::REQ_KEEP_ALIVE;
 use crate::radio::{RadioHandle, SimParams, TxPriority};
 
 #[derive(Debug, Subcommand)]
@@ -472,4 +472,26 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
             Ok(())
         }
     }
+}
+
+/// `meshroom-gw client …`: radio settings and air directory come from the configuration when
+/// there is one, so the client hears the gateway.
+pub async fn client(
+    air: Option<PathBuf>,
+    name: String,
+    state: Option<PathBuf>,
+    action: ClientCommand,
+    config_path: Option<&Path>,
+) -> anyhow::Result<()> {
+    let radio = crate::config::resolve_with(config_path, &|_| Vec::new())
+        .map(|l| l.config.radio)
+        .unwrap_or_default();
+    let params = crate::radio::SimParams::from_config(&radio)?;
+    let opts = ClientOptions {
+        air: air.unwrap_or(radio.air_dir),
+        state: state.unwrap_or_else(|| default_state_dir(&name)),
+        name,
+        params,
+    };
+    run(opts, action).await
 }

@@ -4,9 +4,9 @@
 
 use std::collections::{HashSet, VecDeque};
 
-use super::advert::truncate_utf8;
-use super::identity::PublicKey;
-use super::message::MAX_PUSH_TEXT;
+use crate::meshcore::wire::advert::truncate_utf8;
+use crate::meshcore::wire::identity::PublicKey;
+use crate::meshcore::wire::message::MAX_PUSH_TEXT;
 
 /// Who a pushed post is shown as.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,0 +1,15 @@
+//! The room server, sans-IO: every room on one radio as a MeshCore room server — frames and
+//! time in, [`engine::Action`]s out; it never reads a clock, a file or the radio.
+//!
+//! - [`engine`]: the entry point, dispatching frames to rooms and returning actions;
+//! - `room`: one room (login, posts, pushes, PATH learning, adverts, status requests);
+//! - [`roster`]: a room's clients (the firmware's ACL) and the wrong-password guard;
+//! - [`history`]: the window of posts a room can push;
+//! - [`dedup`]: the ring of recently seen packet hashes;
+//! - [`counters`]: what the side counts for `/status` and `/metrics`.
+pub mod counters;
+pub mod dedup;
+pub mod engine;
+pub mod history;
+pub(crate) mod room;
+pub mod roster;
