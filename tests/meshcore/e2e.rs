@@ -1,15 +1,13 @@
 //! End to end on the simulated air: real gateway processes, and `meshroom-gw client` processes
 //! as the MeshCore companions, each with its own emulated radio on a shared air directory.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::Gateway;
+use crate::common::Gateway;
 
 const BIN: &str = env!("CARGO_BIN_EXE_meshroom-gw");
 

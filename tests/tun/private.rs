@@ -1,16 +1,13 @@
 //! A private room on the TUN device: the host sees that traffic exists and nothing of what it
 //! says, and nobody without the PSK can post into it.
 
-mod common;
-mod tun_support;
-
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+use crate::tun_support::*;
 use meshroom_gw::tun::datagram::decode_post;
 use meshroom_gw::tun::seal::SealKey;
-use tun_support::*;
 
 const PSK: &str = "s3cret-club";
 const ROOMS: &str = "rooms:\n  - name: \"club\"\n    psk: \"s3cret-club\"\ntun:\n  enabled: on\n";
@@ -94,10 +91,14 @@ fn private_room_traffic_is_sealed_and_cannot_be_injected() {
             "plaintext reached the host socket"
         );
         assert_eq!(&sealed[..4], b"MRS1", "documented seal magic");
-        std::thread::sleep(Duration::from_millis(200));
-        let packets = drain(&cap);
+        // Wait for the capture to hold the room's datagram (IP and UDP headers around it).
+        let mut packets = Vec::new();
+        let seen = wait_until(Duration::from_secs(3), || {
+            packets.extend(drain(&cap));
+            packets.iter().any(|p| p.len() >= 28 + sealed.len())
+        });
         assert!(
-            packets.iter().any(|p| p.len() >= 28 + sealed.len()),
+            seen,
             "the capture saw the room's datagram ({} packets)",
             packets.len()
         );
