@@ -10,3 +10,4 @@ mod engine;
 mod fuzz;
 mod service;
 mod vectors;
+mod virtual_air;
