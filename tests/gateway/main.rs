@@ -9,4 +9,5 @@ mod tun_support;
 
 mod config_check;
 mod process;
+mod reload;
 mod systemd_notify;
