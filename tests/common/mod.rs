@@ -1,12 +1,33 @@
-//! Test harness shared by the end-to-end tests: starts real `meshroom-gw` processes with a
-//! config in a temp dir, free ports and their own state directory, and talks HTTP to them.
+//! The testkit every integration test binary shares (`mod common;`, or `#[path]` from a merged
+//! binary's `main.rs`):
+//!
+//! - [`InProcess`]: a gateway in the test's own process on a temporary state directory — the
+//!   config from YAML text, a real [`Hub`], [`StatusBoard`] and [`SideContext`], and optionally
+//!   the MeshCore side on channels instead of a radio ([`InProcess::meshcore_on_channels`]);
+//! - [`wait_until`] / [`wait_for`]: wait for a condition with a timeout (never a fixed sleep);
+//! - [`Gateway`]: a real `meshroom-gw` process with a config in a temp dir, a free port and its
+//!   own state directory; HTTP to it, waiting for `/status` or a log line, SIGHUP/SIGTERM;
+//! - [`can_run_netns`] and [`Netns`]: the namespace preamble — skip loudly without root (fail
+//!   under `CI=true`), a namespace per test with a unique name, deleted on drop.
 #![allow(dead_code)]
 
+use std::fs::File;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+use meshroom_gw::config::{self, Config};
+use meshroom_gw::hub::Hub;
+use meshroom_gw::meshcore::server::engine::Priority;
+use meshroom_gw::meshcore::service::{self, MeshcoreHandle, RadioLink, Received, Transmitter};
+use meshroom_gw::side::SideContext;
+use meshroom_gw::status::StatusBoard;
+use tokio::sync::{mpsc, watch};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_meshroom-gw");
 
@@ -160,6 +181,25 @@ impl Gateway {
         self.wait_ready();
     }
 
+    /// Waits until the log holds `needle`; returns the log.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> String {
+        let found = wait_until(timeout, || self.log().contains(needle));
+        let log = self.log();
+        assert!(
+            found,
+            "gateway {}: no `{needle}` in the log:\n{log}",
+            self.name
+        );
+        log
+    }
+
+    /// Sends SIGHUP (a configuration reload).
+    pub fn sighup(&self) {
+        unsafe {
+            libc::kill(self.pid(), libc::SIGHUP);
+        }
+    }
+
     pub fn wait_ready(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -271,4 +311,237 @@ impl Drop for Gateway {
     fn drop(&mut self) {
         self.kill9();
     }
+}
+
+/// Polls `cond` (every 20 ms) until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The async form of [`wait_until`]: polls `cond` every 10 ms on the runtime's timer.
+pub async fn wait_for(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+/// A gateway inside the test process: config from YAML text (its `state_dir` replaced by a
+/// fresh temp dir), the hub, the status board and the context every side gets.
+pub struct InProcess {
+    pub config: Arc<Config>,
+    pub hub: Hub,
+    pub board: StatusBoard,
+    pub ctx: SideContext,
+    pub stop: watch::Sender<bool>,
+    /// The state directory (kept by the caller or by `_tmp`).
+    pub dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl InProcess {
+    /// Parses `yaml` (panics with the located error when it does not load) and opens the hub
+    /// on a fresh temp dir.
+    pub fn start(yaml: &str) -> InProcess {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut gw = InProcess::start_in(yaml, tmp.path());
+        gw._tmp = Some(tmp);
+        gw
+    }
+
+    /// Like [`InProcess::start`] on `dir` (kept by the caller: a restart opens it again).
+    pub fn start_in(yaml: &str, dir: &Path) -> InProcess {
+        let (mut cfg, _) = config::parse(yaml, "test.yaml").unwrap_or_else(|e| panic!("{e}"));
+        cfg.server.state_dir = dir.to_path_buf();
+        InProcess::with_config(cfg)
+    }
+
+    /// On a config built in code (its `state_dir` is used as is).
+    pub fn with_config(cfg: Config) -> InProcess {
+        let config = Arc::new(cfg);
+        let dir = config.server.state_dir.clone();
+        let hub = Hub::open(
+            &config.server.name,
+            &dir,
+            &config.rooms,
+            meshroom_gw::store::writer::system_clock(),
+        )
+        .expect("open hub");
+        let board = StatusBoard::new(hub.clone(), config.clone());
+        let (stop, shutdown) = watch::channel(false);
+        let ctx = SideContext {
+            config: config.clone(),
+            hub: hub.clone(),
+            status: board.clone(),
+            shutdown,
+        };
+        InProcess {
+            config,
+            hub,
+            board,
+            ctx,
+            stop,
+            dir,
+            _tmp: None,
+        }
+    }
+
+    /// Starts the MeshCore side with channels in place of the radio.
+    pub async fn meshcore_on_channels(&self) -> ChannelRadio {
+        let (to_gw, rx) = mpsc::channel(64);
+        let (out_tx, from_gw) = mpsc::unbounded_channel();
+        let handle = service::spawn(
+            &self.ctx,
+            meshroom_gw::settings::engine_config(&self.config.meshcore),
+            RadioLink {
+                rx,
+                tx: Arc::new(ChannelTx(out_tx)),
+            },
+        )
+        .await
+        .expect("MeshCore side starts");
+        ChannelRadio {
+            to_gw,
+            from_gw,
+            handle,
+        }
+    }
+
+    /// Stops every side (the shutdown signal) and closes the hub: when this returns the store's
+    /// writer thread has let go of the database.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        self.hub.close().await;
+    }
+}
+
+/// Frames the MeshCore side transmits, and a way to hand it received ones.
+pub struct ChannelRadio {
+    pub to_gw: mpsc::Sender<Received>,
+    pub from_gw: mpsc::UnboundedReceiver<(Vec<u8>, Priority)>,
+    pub handle: MeshcoreHandle,
+}
+
+impl ChannelRadio {
+    /// A frame "received over the air" by the gateway.
+    pub async fn receive(&self, bytes: Vec<u8>) {
+        let _ = self
+            .to_gw
+            .send(Received {
+                bytes,
+                rssi_dbm: -70,
+                snr_db: 8.0,
+                at: Instant::now(),
+            })
+            .await;
+    }
+}
+
+struct ChannelTx(mpsc::UnboundedSender<(Vec<u8>, Priority)>);
+
+impl Transmitter for ChannelTx {
+    fn transmit(&self, frame: Vec<u8>, priority: Priority) {
+        let _ = self.0.send((frame, priority));
+    }
+}
+
+/// True when a network-namespace test may run; prints a loud SKIPPED otherwise, and fails under
+/// `CI=true` (CI runs as root).
+pub fn can_run_netns(test: &str) -> bool {
+    let reason = if unsafe { libc::geteuid() } != 0 {
+        Some("not running as root (network namespaces and TUN devices need it)")
+    } else if !Path::new("/dev/net/tun").exists() {
+        Some("/dev/net/tun is missing")
+    } else if Command::new("ip").arg("-V").output().is_err() {
+        Some("the `ip` tool (iproute2) is missing")
+    } else {
+        None
+    };
+    match reason {
+        None => true,
+        Some(reason) => {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("{test}: cannot run under CI=true: {reason}");
+            }
+            eprintln!("\n*** SKIPPED {test}: {reason} ***\n");
+            false
+        }
+    }
+}
+
+/// A network namespace of the test's own (unique name: process id, a sequence number and a
+/// tag, so tests running side by side never share one), deleted on drop.
+pub struct Netns {
+    pub name: String,
+}
+
+static NETNS_SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Netns {
+    pub fn new(tag: &str) -> Netns {
+        let name = format!(
+            "mrt-{}-{}-{}",
+            std::process::id(),
+            NETNS_SEQ.fetch_add(1, Ordering::Relaxed),
+            tag
+        );
+        run_ip(&["netns", "add", &name]);
+        run_ip(&["-n", &name, "link", "set", "lo", "up"]);
+        Netns { name }
+    }
+
+    /// Runs `f` on a thread inside this namespace; sockets it opens live in the namespace.
+    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/run/netns/{}", self.name);
+        std::thread::spawn(move || {
+            let ns = File::open(&path).expect("open netns");
+            // setns on this thread only: the test's other threads stay where they are.
+            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .unwrap_or_else(|e| std::panic::resume_unwind(e))
+    }
+
+    /// `ip -n <ns> <args>` output (the test's view of the namespace).
+    pub fn ip(&self, args: &[&str]) -> String {
+        let mut full = vec!["-n", self.name.as_str()];
+        full.extend_from_slice(args);
+        let out = Command::new("ip").args(&full).output().expect("run ip");
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
+    }
+
+    /// The command prefix that runs a program inside the namespace.
+    pub fn exec_prefix(&self) -> [&str; 4] {
+        ["ip", "netns", "exec", self.name.as_str()]
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+fn run_ip(args: &[&str]) {
+    let status = Command::new("ip").args(args).status().expect("run ip");
+    assert!(status.success(), "ip {args:?} failed");
 }

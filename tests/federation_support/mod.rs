@@ -1,13 +1,14 @@
 //! Helpers for the federation end-to-end tests: peer lists, waiting for convergence, reading
 //! a peer's status entry, counting posts by id.
-#![allow(dead_code)]
+#![allow(dead_code, unused_imports)]
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde_json::Value;
 
+pub use crate::common::wait_until;
 use crate::common::{free_port, Gateway};
 
 /// One planned gateway: name, port and temp dir, known before any of them starts so that
@@ -60,20 +61,6 @@ pub fn config(rooms: &str, peers: &[String]) -> String {
     s
 }
 
-/// Polls `cond` until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() >= deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// The `/status` entry of the peer listening on `port`.
 pub fn peer_status(gw: &Gateway, port: u16) -> Value {
     gw.status()["peers"]
@@ -109,3 +96,42 @@ pub fn texts(gw: &Gateway, room: &str, psk: Option<&str>) -> Vec<String> {
 }
 
 pub const SETTLE: Duration = Duration::from_secs(30);
+
+/// Proves every link between `gws` is flushed: each gateway posts a marker into `room`, and
+/// this waits until every gateway has every marker. A link carries its posts in order, so
+/// whatever a gateway had to relay before its marker has arrived once the marker has. Returns
+/// the markers' ids (to leave out of counts).
+pub fn flush_links(gws: &[&Gateway], room: &str, psk: Option<&str>) -> Vec<String> {
+    let marks: Vec<String> = gws
+        .iter()
+        .map(|g| {
+            g.try_post(
+                room,
+                "marker",
+                &format!("flush marker from {}", g.name),
+                psk,
+            )
+            .expect("marker post")
+        })
+        .collect();
+    assert!(
+        wait_until(SETTLE, || gws.iter().all(|g| {
+            let have = id_counts(g, room, psk);
+            marks.iter().all(|m| have.contains_key(m))
+        })),
+        "flush markers did not reach every gateway"
+    );
+    marks
+}
+
+/// [`id_counts`] without the flush markers.
+pub fn id_counts_without(
+    gw: &Gateway,
+    room: &str,
+    psk: Option<&str>,
+    marks: &[String],
+) -> HashMap<String, usize> {
+    let mut counts = id_counts(gw, room, psk);
+    counts.retain(|id, _| !marks.contains(id));
+    counts
+}

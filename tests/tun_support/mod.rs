@@ -1,82 +1,18 @@
-//! Network-namespace harness of the TUN tests: every test gets its own namespace (created with
-//! `ip netns add`, deleted afterwards), runs the gateway in it through `ip netns exec`, and does
-//! its own socket and HTTP work from a thread that has entered the namespace — so nothing a test
-//! does touches the host's network.
-#![allow(dead_code)]
+//! TUN test helpers on top of the testkit's namespaces ([`Netns`]): every test gets its own
+//! namespace, runs the gateway in it through `ip netns exec`, and does its own socket and HTTP
+//! work from a thread that has entered the namespace — so nothing a test does touches the host's
+//! network.
+#![allow(dead_code, unused_imports)]
 
-use std::fs::File;
 use std::net::{Ipv4Addr, UdpSocket};
-use std::os::fd::AsRawFd;
-use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
+pub use crate::common::{can_run_netns, wait_until, Netns};
 use crate::common::{free_port, Gateway};
 
 /// True when the test may run; prints a loud SKIPPED otherwise, and fails under `CI=true`.
 pub fn can_run(test: &str) -> bool {
-    let reason = if unsafe { libc::geteuid() } != 0 {
-        Some("not running as root (network namespaces and TUN devices need it)")
-    } else if !std::path::Path::new("/dev/net/tun").exists() {
-        Some("/dev/net/tun is missing")
-    } else if Command::new("ip").arg("-V").output().is_err() {
-        Some("the `ip` tool (iproute2) is missing")
-    } else {
-        None
-    };
-    match reason {
-        None => true,
-        Some(reason) => {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("{test}: cannot run under CI=true: {reason}");
-            }
-            eprintln!("\n*** SKIPPED {test}: {reason} ***\n");
-            false
-        }
-    }
-}
-
-/// A network namespace of our own, deleted on drop.
-pub struct Netns {
-    pub name: String,
-}
-
-static SEQ: AtomicU32 = AtomicU32::new(0);
-
-impl Netns {
-    pub fn new(tag: &str) -> Netns {
-        let name = format!(
-            "mrtun-{}-{}-{}",
-            std::process::id(),
-            SEQ.fetch_add(1, Ordering::Relaxed),
-            tag
-        );
-        run_ip(&["netns", "add", &name]);
-        run_ip(&["-n", &name, "link", "set", "lo", "up"]);
-        Netns { name }
-    }
-
-    /// Runs `f` on a thread inside this namespace; sockets it opens live in the namespace.
-    pub fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/run/netns/{}", self.name);
-        std::thread::spawn(move || {
-            let ns = File::open(&path).expect("open netns");
-            // setns on this thread only: the test's other threads stay where they are.
-            let rc = unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .unwrap_or_else(|e| std::panic::resume_unwind(e))
-    }
-
-    /// `ip -n <ns> <args>` output (the test's view of the namespace; the gateway never runs `ip`).
-    pub fn ip(&self, args: &[&str]) -> String {
-        let mut full = vec!["-n", self.name.as_str()];
-        full.extend_from_slice(args);
-        let out = Command::new("ip").args(&full).output().expect("run ip");
-        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
-    }
+    can_run_netns(test)
 }
 
 /// Starts a gateway inside namespace `ns` (through `ip netns exec`) with config `body`; waits
@@ -96,32 +32,6 @@ pub fn tun_gateway_in(ns: &str, dir: &std::path::Path, body: &str) -> Gateway {
     });
     assert!(up, "TUN side not up: {}\n{}", gw.status()["tun"], gw.log());
     gw
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip")
-            .args(["netns", "del", &self.name])
-            .status();
-    }
-}
-
-fn run_ip(args: &[&str]) {
-    let status = Command::new("ip").args(args).status().expect("run ip");
-    assert!(status.success(), "ip {args:?} failed");
-}
-
-pub fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + limit;
-    loop {
-        if ok() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 /// The room's `ip` client count in `/status`.

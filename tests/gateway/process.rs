@@ -1,14 +1,14 @@
 //! Whole gateway processes: `/status` and `/metrics`, the network allow-list, the `status`
 //! table, clean shutdown on SIGTERM, and no acknowledged post lost to SIGKILL.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use common::Gateway;
+use crate::common::Gateway;
 
 const ROOMS: &str = "rooms:\n  - name: \"Town Square\"\n    description: \"everyone\"\n    max_history: 100000\n  - name: Ops\n    psk: \"opspass\"\n    max_history: 50\n";
 
@@ -82,13 +82,13 @@ fn status_is_refused_to_networks_not_allowed() {
         .unwrap();
     gw.child = Some(child);
     let mut answer = (0, String::new());
-    for _ in 0..200 {
-        if let Ok(a) = gw.get("/status") {
+    common::wait_until(Duration::from_secs(10), || match gw.get("/status") {
+        Ok(a) => {
             answer = a;
-            break;
+            true
         }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+        Err(_) => false,
+    });
     assert_eq!(answer.0, 403, "{}", answer.1);
     assert_eq!(gw.get("/metrics").unwrap().0, 403);
     // Posting from this host still works: it is not a status read.
@@ -209,9 +209,11 @@ fn sigkill_in_a_burst_loses_no_acknowledged_post() {
             })
         })
         .collect();
-    while acked.lock().unwrap().len() < 300 {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    assert!(
+        common::wait_until(Duration::from_secs(60), || acked.lock().unwrap().len()
+            >= 300),
+        "the writers did not get 300 posts acknowledged"
+    );
     gw.kill9();
     stop.store(true, Ordering::SeqCst);
     for w in writers {
@@ -247,34 +249,21 @@ fn sighup_reloads_rooms_without_a_restart() {
         .replace("max_history: 50", "max_history: 60")
         + "  - name: Newcomer\n";
     std::fs::write(&gw.config_path, changed).unwrap();
-    unsafe {
-        libc::kill(pid, libc::SIGHUP);
-    }
-    let mut reloaded = false;
-    for _ in 0..400 {
-        let s = gw.status();
-        if s["rooms"][0]["description"] == "everyone, reloaded" {
-            assert_eq!(s["rooms"][1]["history"]["max"], 60);
-            assert_eq!(
-                s["rooms"].as_array().unwrap().len(),
-                2,
-                "a new room needs a restart"
-            );
-            reloaded = true;
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    gw.sighup();
+    let mut s = gw.status();
+    let reloaded = common::wait_until(Duration::from_secs(20), || {
+        s = gw.status();
+        s["rooms"][0]["description"] == "everyone, reloaded"
+    });
     assert!(reloaded, "SIGHUP did not reload:\n{}", gw.log());
+    assert_eq!(s["rooms"][1]["history"]["max"], 60);
+    assert_eq!(
+        s["rooms"].as_array().unwrap().len(),
+        2,
+        "a new room needs a restart"
+    );
     assert_eq!(gw.pid(), pid);
     // The log line follows the status change by a moment: wait for it rather than race it.
-    let mut log = gw.log();
-    for _ in 0..200 {
-        if log.contains("Newcomer") && log.contains("restart") {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-        log = gw.log();
-    }
+    let log = gw.wait_for_log("need a restart", Duration::from_secs(10));
     assert!(log.contains("Newcomer") && log.contains("restart"), "{log}");
 }

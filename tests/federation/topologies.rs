@@ -1,12 +1,7 @@
 //! Three real gateways on loopback: a chain A–B–C and a triangle A–B–C–A. Every post reaches
 //! every server exactly once, and nobody gets its own posts back.
 
-mod common;
-mod federation_support;
-
-use std::time::Duration;
-
-use federation_support::*;
+use crate::federation_support::*;
 
 const ROOMS: &str = "  - name: \"Public\"\n  - name: \"Ops\"\n    psk: \"ops-psk-shared\"\n";
 
@@ -38,10 +33,10 @@ fn chain_relays_both_ways_exactly_once() {
             && id_counts(&ga, "Public", None).contains_key(&from_c)
             && id_counts(&gc, "Ops", Some("ops-psk-shared")).contains_key(&private_a)
     }));
-    // Give any stray duplicate time to show up before counting.
-    std::thread::sleep(Duration::from_secs(1));
+    // A stray duplicate would have arrived before the flush markers.
+    let marks = flush_links(&[&ga, &gb, &gc], "Public", None);
     for gw in [&ga, &gb, &gc] {
-        let counts = id_counts(gw, "Public", None);
+        let counts = id_counts_without(gw, "Public", None, &marks);
         assert_eq!(
             counts.get(&from_a),
             Some(&1),
@@ -62,6 +57,8 @@ fn chain_relays_both_ways_exactly_once() {
     assert_eq!(a_post["hops"], 2, "alpha → bravo → charlie is two hops");
     assert_eq!(a_post["text"], "hello from alpha");
     // The relay shows both peers with the rooms they share and the traffic.
+    // The round-trip time comes with the first keepalive answered (every 0.5 s here).
+    assert!(wait_until(SETTLE, || peer_status(&gb, a.port)["rtt_ms"].is_number()));
     let b_to_a = peer_status(&gb, a.port);
     assert_eq!(b_to_a["shared_rooms"], serde_json::json!(["Ops", "Public"]));
     assert!(b_to_a["posts_in"].as_u64().unwrap() >= 2);
@@ -95,9 +92,9 @@ fn triangle_converges_exactly_once_without_echo() {
             == ids.len())),
         "not converged"
     );
-    std::thread::sleep(Duration::from_secs(1));
+    let marks = flush_links(&[&ga, &gb, &gc], "Public", None);
     for gw in [&ga, &gb, &gc] {
-        let counts = id_counts(gw, "Public", None);
+        let counts = id_counts_without(gw, "Public", None, &marks);
         for id in &ids {
             assert_eq!(counts.get(id), Some(&1), "{} has {id} once", gw.name);
         }

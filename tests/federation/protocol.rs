@@ -3,8 +3,7 @@
 //! come), ends and counts a link that sends a malformed frame, and declares a silent peer dead
 //! within seconds.
 
-mod common;
-mod federation_support;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +16,7 @@ use meshroom_gw::federation::rooms::LocalRoom;
 use meshroom_gw::federation::secret::PeerSecret;
 use tokio_tungstenite::tungstenite::Message;
 
-use federation_support::*;
+use crate::federation_support::*;
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;

@@ -1,7 +1,7 @@
 //! `meshroom-gw check-config`: the seed config loads as written, and every broken config gives
 //! one line a person can act on (file:line:column, key path, what is wrong) and exit status 2.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 

@@ -2,16 +2,15 @@
 //! an `ip` client) and prints the room's posts, opening a private room's seal with the PSK from
 //! the configuration.
 
-mod common;
-mod tun_support;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+use crate::tun_support::*;
 use serde_json::Value;
-use tun_support::*;
 
 const ROOMS: &str = "rooms:\n  - name: \"general\"\n  - name: \"club\"\n    psk: \"s3cret-club\"\ntun:\n  enabled: on\n";
 

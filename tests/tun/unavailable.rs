@@ -1,12 +1,11 @@
 //! Without CAP_NET_ADMIN the gateway runs without its TUN side and says so, once, in its log and
 //! in `/status`.
 
-mod common;
-mod tun_support;
+use crate::common;
 
 use std::process::Command;
 
-use tun_support::*;
+use crate::tun_support::*;
 
 #[test]
 fn without_cap_net_admin_the_gateway_runs_without_the_tun_side() {

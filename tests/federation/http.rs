@@ -2,8 +2,7 @@
 //! `/status` and `/metrics` stay limited to the allowed networks, and repeated failed
 //! handshakes from one address are refused (HTTP 429) and counted.
 
-mod common;
-mod federation_support;
+use crate::common::{self, InProcess};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
@@ -11,13 +10,9 @@ use std::sync::{Arc, RwLock};
 use futures_util::{SinkExt, StreamExt};
 use meshroom_gw::config::{Config, PeerConfig, Psk};
 use meshroom_gw::http::{self, HttpState};
-use meshroom_gw::hub::Hub;
-use meshroom_gw::side::SideContext;
-use meshroom_gw::status::StatusBoard;
-use meshroom_gw::store::writer::system_clock;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-use federation_support::*;
+use crate::federation_support::*;
 
 #[tokio::test]
 async fn federation_answers_any_address_but_status_stays_private() {
@@ -29,22 +24,13 @@ async fn federation_answers_any_address_but_status_stays_private() {
         port: common::free_port(),
         secret: Psk::new("http-test-secret"),
     }];
-    let config = Arc::new(config);
-    let hub = Hub::open("solo", dir.path(), &config.rooms, system_clock()).unwrap();
-    let board = StatusBoard::new(hub.clone(), config.clone());
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let ctx = SideContext {
-        config: config.clone(),
-        hub: hub.clone(),
-        status: board.clone(),
-        shutdown: stop,
-    };
-    let fed = meshroom_gw::federation::spawn(&ctx).unwrap();
+    let gw = InProcess::with_config(config);
+    let fed = meshroom_gw::federation::spawn(&gw.ctx).unwrap();
     let routes = http::routes(
         HttpState {
-            hub,
-            board,
-            status_allow: Arc::new(RwLock::new(config.http.status_allow.clone())),
+            hub: gw.hub.clone(),
+            board: gw.board.clone(),
+            status_allow: Arc::new(RwLock::new(gw.config.http.status_allow.clone())),
         },
         fed,
     );

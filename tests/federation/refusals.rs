@@ -1,12 +1,7 @@
 //! What must not cross: a peer with the wrong secret is refused (and `/status` says so), and a
 //! room with the same name but another PSK is neither shared nor named.
 
-mod common;
-mod federation_support;
-
-use std::time::Duration;
-
-use federation_support::*;
+use crate::federation_support::*;
 
 #[test]
 fn a_peer_with_the_wrong_secret_is_refused_and_status_shows_it() {
@@ -38,8 +33,17 @@ fn a_peer_with_the_wrong_secret_is_refused_and_status_shows_it() {
     );
     assert!(pa["shared_rooms"].as_array().unwrap().is_empty());
     // Nothing flows, and no secret shows anywhere in status, metrics or logs.
+    // Nothing flows: alpha posts, then tries the link again (another refusal) — had the post
+    // had a way across, it would have taken it by then.
+    let refused = pa["secret_mismatches"].as_u64().unwrap_or(0);
     ga.post("Public", "ana", "should stay at alpha");
-    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        wait_until(SETTLE, || peer_status(&ga, b.port)["secret_mismatches"]
+            .as_u64()
+            .unwrap_or(0)
+            > refused),
+        "alpha did not try again"
+    );
     assert!(texts(&gb, "Public", None).is_empty());
     let (_, metrics) = ga.get("/metrics").unwrap();
     assert!(metrics.contains("meshroom_peer_secret_mismatches_total"));
@@ -70,10 +74,8 @@ fn same_room_name_with_another_psk_is_not_shared() {
         .unwrap();
     gb.try_post("Club", "bob", "club talk at bravo", Some("club-psk-bravo"))
         .unwrap();
-    let marker = ga.post("Public", "ana", "public after club");
-    assert!(wait_until(SETTLE, || id_counts(&gb, "Public", None)
-        .contains_key(&marker)));
-    std::thread::sleep(Duration::from_secs(1));
+    // Markers both ways after the club posts: a club post that crossed would be there now.
+    flush_links(&[&ga, &gb], "Public", None);
     assert_eq!(
         texts(&gb, "Club", Some("club-psk-bravo")),
         vec!["club talk at bravo"]

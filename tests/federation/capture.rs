@@ -1,15 +1,13 @@
 //! A federation link recorded byte for byte by a TCP proxy between two gateways: the posts
 //! arrive, and the capture holds none of their text, the private room's name, or any secret.
 
-mod common;
-mod federation_support;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use federation_support::*;
+use crate::federation_support::*;
 
 /// Forwards every connection on a fresh loopback port to `target`, recording both directions.
 fn recording_proxy(target: u16) -> (u16, Arc<Mutex<Vec<u8>>>) {
@@ -80,7 +78,8 @@ fn the_wire_carries_no_plaintext_of_posts_rooms_or_secrets() {
             && id_counts(&gb, "Hideout", Some("hideout-psk-4711")).contains_key(&id2)
             && id_counts(&ga, "Public", None).contains_key(&back)
     }));
-    std::thread::sleep(Duration::from_millis(500));
+    // Markers both ways: everything sent before them is in the capture.
+    flush_links(&[&ga, &gb], "Public", None);
     let bytes = capture.lock().unwrap().clone();
     assert!(
         contains(&bytes, "GET /federation"),

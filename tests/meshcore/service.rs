@@ -2,28 +2,16 @@
 //! of the radio: radio posts are committed before their ACK, host posts reach radio clients
 //! with their author shown, and a restart keeps identities, history, clocks and sync state.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshroom_gw::config;
-use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, Via};
+use meshroom_gw::hub::{Author, AuthorKind, NewPost, Via};
 use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
-use meshroom_gw::meshcore::server::engine::{Now, Priority};
-use meshroom_gw::meshcore::service::{self, RadioLink, Received, Transmitter};
+use meshroom_gw::meshcore::server::engine::Now;
 use meshroom_gw::meshcore::wire::identity::LocalIdentity;
 use meshroom_gw::meshcore::wire::packet::{PacketRepr, PayloadType};
 use meshroom_gw::meshcore::wire::payload::Payload;
-use meshroom_gw::side::SideContext;
-use meshroom_gw::status::StatusBoard;
-use tokio::sync::{mpsc, watch};
 
-struct ChannelRadio(mpsc::UnboundedSender<(Vec<u8>, Priority)>);
-
-impl Transmitter for ChannelRadio {
-    fn transmit(&self, frame: Vec<u8>, priority: Priority) {
-        let _ = self.0.send((frame, priority));
-    }
-}
+use crate::common::{ChannelRadio, InProcess};
 
 const YAML: &str = r#"
 server:
@@ -39,54 +27,16 @@ meshcore:
   reply_delay_s: 0.0
 "#;
 
+/// The testkit's in-process gateway with its MeshCore side on channels.
 struct Gw {
-    hub: Hub,
-    board: StatusBoard,
-    stop: watch::Sender<bool>,
-    to_gw: mpsc::Sender<Received>,
-    from_gw: mpsc::UnboundedReceiver<(Vec<u8>, Priority)>,
-    task: tokio::task::JoinHandle<()>,
+    gw: InProcess,
+    radio: ChannelRadio,
 }
 
 async fn start(dir: &std::path::Path) -> Gw {
-    let (mut cfg, _) = config::parse(YAML, "test.yaml").unwrap();
-    cfg.server.state_dir = dir.to_path_buf();
-    let cfg = Arc::new(cfg);
-    let hub = Hub::open(
-        &cfg.server.name,
-        dir,
-        &cfg.rooms,
-        meshroom_gw::store::writer::system_clock(),
-    )
-    .unwrap();
-    let board = StatusBoard::new(hub.clone(), cfg.clone());
-    let (stop, shutdown) = watch::channel(false);
-    let ctx = SideContext {
-        config: cfg,
-        hub: hub.clone(),
-        status: board.clone(),
-        shutdown,
-    };
-    let (to_gw, rx) = mpsc::channel(64);
-    let (out_tx, from_gw) = mpsc::unbounded_channel();
-    let handle = service::spawn(
-        &ctx,
-        meshroom_gw::settings::engine_config(&ctx.config.meshcore),
-        RadioLink {
-            rx,
-            tx: Arc::new(ChannelRadio(out_tx)),
-        },
-    )
-    .await
-    .unwrap();
-    Gw {
-        hub,
-        board,
-        stop,
-        to_gw,
-        from_gw,
-        task: handle.task,
-    }
+    let gw = InProcess::start_in(YAML, dir);
+    let radio = gw.meshcore_on_channels().await;
+    Gw { gw, radio }
 }
 
 fn now() -> Now {
@@ -119,17 +69,7 @@ async fn exchange(
         for (i, outs) in pending.drain(..) {
             for o in outs {
                 match o {
-                    Output::Transmit(f) => {
-                        let _ = gw
-                            .to_gw
-                            .send(Received {
-                                bytes: f,
-                                rssi_dbm: -70,
-                                snr_db: 8.0,
-                                at: Instant::now(),
-                            })
-                            .await;
-                    }
+                    Output::Transmit(f) => gw.radio.receive(f).await,
                     Output::Event(e) => events[i].push(e),
                 }
             }
@@ -137,7 +77,7 @@ async fn exchange(
         if done(events) || Instant::now() > deadline {
             return gw_frames;
         }
-        match tokio::time::timeout(Duration::from_millis(50), gw.from_gw.recv()).await {
+        match tokio::time::timeout(Duration::from_millis(50), gw.radio.from_gw.recv()).await {
             Ok(Some((frame, _))) => {
                 for (i, c) in clients.iter_mut().enumerate() {
                     let o = c.handle_frame(now(), &frame);
@@ -213,7 +153,7 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
         },
     )
     .await;
-    assert_eq!(gw.hub.participants().counts("Public").radio, 2);
+    assert_eq!(gw.gw.hub.participants().counts("Public").radio, 2);
 
     let (ts, o) = clients[0].post(now(), &public, "over the air").unwrap();
     exchange(
@@ -235,14 +175,15 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
         room: public,
         timestamp: ts
     }));
-    let stored = gw.hub.recent("Public", 10).await.unwrap();
+    let stored = gw.gw.hub.recent("Public", 10).await.unwrap();
     assert_eq!(stored.len(), 1);
     assert_eq!(stored[0].author.kind, AuthorKind::Radio);
     assert_eq!(stored[0].author.id, clients[0].public().to_hex());
     assert_eq!(stored[0].author_ts, ts as u64);
 
     // A post made on the host side.
-    gw.hub
+    gw.gw
+        .hub
         .submit(NewPost {
             id: None,
             room: "Public".into(),
@@ -268,7 +209,7 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
             |x| matches!(x, CompanionEvent::Pushed { text, .. } if text == "carol: from the host")
         ));
     }
-    let status = gw.board.status();
+    let status = gw.gw.board.status();
     let mc = &status["meshcore"];
     assert_eq!(mc["counters"]["login_ok"], 2);
     assert_eq!(mc["counters"]["posts_acked"], 1);
@@ -287,18 +228,18 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
             })
             .collect::<Vec<_>>()
     };
-    let _ = gw.stop.send(true);
-    let _ = gw.task.await;
-    gw.hub.flush().await;
+    let _ = gw.gw.stop.send(true);
+    let _ = gw.radio.handle.task.await;
+    gw.gw.hub.flush().await;
     let clock_before = gw
+        .gw
         .hub
         .state()
         .get("meshcore.clock", "Public")
         .unwrap()
         .unwrap();
-    let Gw { hub, .. } = gw;
-    drop(hub);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The writer thread has let go of the database when `close` returns.
+    gw.gw.shutdown().await;
     let mut gw = start(dir.path()).await;
     let mut fresh = vec![companion(3, "carol")];
     let mut ev3 = vec![vec![]];
@@ -323,9 +264,9 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
         .expect("same Public key after restart");
     assert!(*ts_after > u32::from_le_bytes(clock_before.try_into().unwrap()));
     assert_eq!(
-        gw.board.status()["meshcore"]["rooms"]["Public"]["clients"],
+        gw.gw.board.status()["meshcore"]["rooms"]["Public"]["clients"],
         2
     );
-    assert_eq!(gw.hub.recent("Public", 10).await.unwrap().len(), 2);
-    let _ = gw.stop.send(true);
+    assert_eq!(gw.gw.hub.recent("Public", 10).await.unwrap().len(), 2);
+    gw.gw.shutdown().await;
 }

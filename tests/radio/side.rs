@@ -1,7 +1,7 @@
 //! The gateway's radio side on the simulated air: frames between radios, priority, the
 //! duty-cycle budget, /status and /metrics of a running gateway, and `meshroom-gw radio probe`.
 
-mod common;
+use crate::common::{self, wait_for};
 
 use meshroom_gw::radio::{open_sim_standalone, RadioHandle, SimParams, TxPriority};
 use std::path::Path;
@@ -30,10 +30,7 @@ async fn next_frame(
 }
 
 async fn wait_receiving(r: &RadioHandle) {
-    let start = Instant::now();
-    while r.state() != "receiving" && start.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_for(Duration::from_secs(5), || r.state() == "receiving").await;
     assert_eq!(r.state(), "receiving");
 }
 
@@ -121,8 +118,18 @@ async fn the_duty_cycle_budget_holds_frames_back() {
         a.transmit(vec![i; 10], TxPriority::Push).expect("queued");
     }
     let mut got = 0;
-    while next_frame(&mut rx, Duration::from_secs(2)).await.is_some() {
+    while got < 2 && next_frame(&mut rx, Duration::from_secs(5)).await.is_some() {
         got += 1;
+    }
+    // No waiting to see that nothing else comes: once two frames are queued and the budget
+    // has no room for a third, nothing more can go out in this window.
+    wait_for(Duration::from_secs(5), || {
+        a.queued() == 2 && a.airtime_remaining() < a.time_on_air(10)
+    })
+    .await;
+    while let Ok(f) = rx.try_recv() {
+        got += 1;
+        eprintln!("unexpected frame {:?}", f.bytes);
     }
     assert_eq!(got, 2, "only two frames fit the budget");
     assert_eq!(a.queued(), 2, "the rest wait for the window");
@@ -153,13 +160,11 @@ async fn a_running_gateway_reports_its_radio_and_counts_what_it_hears() {
     wait_receiving(&client).await;
     // Give the gateway's radio thread time to finish bring-up.
     let mut radio = serde_json::Value::Null;
-    for _ in 0..100 {
+    wait_for(Duration::from_secs(5), || {
         radio = gw.status()["radio"].clone();
-        if radio["state"] == "receiving" {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        radio["state"] == "receiving"
+    })
+    .await;
     assert_eq!(radio["backend"], "sim", "{radio}");
     assert_eq!(radio["state"], "receiving", "{radio}");
     assert_eq!(radio["frequency_mhz"], 910.525);
@@ -169,13 +174,11 @@ async fn a_running_gateway_reports_its_radio_and_counts_what_it_hears() {
         .transmit(vec![0x42; 20], TxPriority::Push)
         .expect("queued");
     let mut rx_count = 0;
-    for _ in 0..100 {
+    wait_for(Duration::from_secs(5), || {
         rx_count = gw.status()["radio"]["packets"]["rx"].as_u64().unwrap_or(0);
-        if rx_count > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+        rx_count > 0
+    })
+    .await;
     assert_eq!(rx_count, 1);
     let radio = gw.status()["radio"].clone();
     let rssi = radio["last_rssi_dbm"].as_f64().expect("rssi");
@@ -238,10 +241,10 @@ async fn a_chip_fault_is_recovered_and_the_radio_keeps_working() {
     let mut rx = radio.handle.subscribe();
     // The chip's BUSY line sticks: every command times out until the chip is reset.
     world.inject_fault(radio.chip, Fault::StuckBusy);
-    let start = Instant::now();
-    while radio.handle.driver_stats().resets == 0 && start.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(Duration::from_secs(10), || {
+        radio.handle.driver_stats().resets > 0
+    })
+    .await;
     assert_eq!(radio.handle.driver_stats().resets, 1);
     wait_receiving(&radio.handle).await;
     world.inject_rx(radio.chip, b"after the reset", -80.0);
@@ -251,19 +254,19 @@ async fn a_chip_fault_is_recovered_and_the_radio_keeps_working() {
     );
     // A chip that silently leaves RX is noticed by the idle check and reset as well.
     world.inject_fault(radio.chip, Fault::FallOutOfRx);
-    let start = Instant::now();
-    while radio.handle.driver_stats().resets < 2 && start.elapsed() < Duration::from_secs(10) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(Duration::from_secs(10), || {
+        radio.handle.driver_stats().resets >= 2
+    })
+    .await;
     assert_eq!(radio.handle.driver_stats().resets, 2);
     wait_receiving(&radio.handle).await;
     radio
         .handle
         .transmit(vec![7; 10], TxPriority::Reply)
         .expect("queued");
-    let start = Instant::now();
-    while radio.handle.driver_stats().tx_packets == 0 && start.elapsed() < Duration::from_secs(5) {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for(Duration::from_secs(5), || {
+        radio.handle.driver_stats().tx_packets > 0
+    })
+    .await;
     assert_eq!(radio.handle.driver_stats().tx_packets, 1);
 }

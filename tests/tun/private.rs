@@ -1,16 +1,13 @@
 //! A private room on the TUN device: the host sees that traffic exists and nothing of what it
 //! says, and nobody without the PSK can post into it.
 
-mod common;
-mod tun_support;
-
 use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::Duration;
 
+use crate::tun_support::*;
 use meshroom_gw::tun::datagram::decode_post;
 use meshroom_gw::tun::seal::SealKey;
-use tun_support::*;
 
 const PSK: &str = "s3cret-club";
 const ROOMS: &str = "rooms:\n  - name: \"club\"\n    psk: \"s3cret-club\"\ntun:\n  enabled: on\n";
@@ -94,10 +91,14 @@ fn private_room_traffic_is_sealed_and_cannot_be_injected() {
             "plaintext reached the host socket"
         );
         assert_eq!(&sealed[..4], b"MRS1", "documented seal magic");
-        std::thread::sleep(Duration::from_millis(200));
-        let packets = drain(&cap);
+        // Wait for the capture to hold the room's datagram (IP and UDP headers around it).
+        let mut packets = Vec::new();
+        let seen = wait_until(Duration::from_secs(3), || {
+            packets.extend(drain(&cap));
+            packets.iter().any(|p| p.len() >= 28 + sealed.len())
+        });
         assert!(
-            packets.iter().any(|p| p.len() >= 28 + sealed.len()),
+            seen,
             "the capture saw the room's datagram ({} packets)",
             packets.len()
         );
@@ -175,15 +176,14 @@ fn a_psk_changed_by_sighup_reseals_the_room() {
 
         let config = std::fs::read_to_string(&gw.config_path).unwrap();
         std::fs::write(&gw.config_path, config.replace(PSK, "n3w-club-key")).unwrap();
-        unsafe {
-            libc::kill(gw.pid(), libc::SIGHUP);
-        }
-        // The side re-derives its keys within a membership tick (0.5 s) of the reload.
+        gw.sighup();
+        // The reload's log line is the marker that the hub published the new rooms; the side
+        // follows them at once (no polling), so one probe sealed with the new PSK is enough.
+        gw.wait_for_log("SIGHUP: reloaded", Duration::from_secs(10));
+        tx.send_to(&new.seal_random(b"probe"), (group, port))
+            .unwrap();
         assert!(
             wait_until(Duration::from_secs(3), || {
-                tx.send_to(&new.seal_random(b"probe"), (group, port))
-                    .unwrap();
-                std::thread::sleep(Duration::from_millis(100));
                 !gw.history_with_psk("club", 100, Some("n3w-club-key"))
                     .is_empty()
             }),

@@ -1,0 +1,13 @@
+//! Whole gateway processes and the command line: `check-config`, `/status` and `/metrics`,
+//! signals (SIGTERM, SIGKILL, SIGHUP reloads and what they change on the radio and TUN sides),
+//! and systemd's notify protocol. One test binary (linking each costs minutes on 2 cores).
+
+#[path = "../common/mod.rs"]
+mod common;
+#[path = "../tun_support/mod.rs"]
+mod tun_support;
+
+mod config_check;
+mod process;
+mod reload;
+mod systemd_notify;

@@ -1,0 +1,4 @@
+//! The hub and its store: ids, room clocks, history depth, delivery to the sides, durable side
+//! state.
+
+mod store;

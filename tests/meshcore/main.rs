@@ -1,0 +1,13 @@
+//! The MeshCore side: byte-exact protocol vectors, fuzzed parsers, the room-server engine
+//! against software companions, the IO shell with a real hub, whole-gateway scenarios on a
+//! virtual clock, and the final real-process, real-time proof on the simulated air.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod e2e;
+mod engine;
+mod fuzz;
+mod service;
+mod vectors;
+mod virtual_air;

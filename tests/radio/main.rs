@@ -1,0 +1,6 @@
+//! The radio side on the simulated air and the emulated chip, and `radio probe`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod side;
