@@ -1,6 +1,6 @@
 //! State of one emulated SX126x: mode, registers, data buffer, IRQ latch, radio configuration as
-//! the chip holds it, profile, counters and injected faults. Command execution lives in the world
-//! (it needs the clock and the air); this file holds the data and the pure helpers.
+//! the chip holds it, profile, counters and injected faults. Command execution lives in
+//! `exec.rs` (it needs the clock and the air); this file holds the data and the pure helpers.
 
 use crate::command::{irq, reg, ChipMode, CommandStatus, Status};
 use crate::params::{Bandwidth, ChipVariant, CodingRate, LoRaParams};

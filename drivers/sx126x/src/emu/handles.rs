@@ -1,0 +1,102 @@
+//! The handles a driver reaches one emulated chip through: [`EmuSpi`] (one SPI transaction) and
+//! [`EmuLines`] (NRESET, BUSY, DIO1, the RF switch lines, delays on the world's clock).
+
+use super::chip::EmuMode;
+use super::world::{ChipId, World, US};
+use crate::hal::{BoardLines, HalError, SpiTransfer};
+use std::time::Duration;
+
+/// SPI handle on one emulated chip.
+pub struct EmuSpi {
+    pub(super) world: World,
+    pub(super) chip: ChipId,
+}
+
+impl SpiTransfer for EmuSpi {
+    fn transfer(&mut self, tx: &[u8], rx: &mut [u8]) -> Result<(), HalError> {
+        if rx.len() != tx.len() {
+            return Err(HalError::Other("SPI rx and tx lengths differ".into()));
+        }
+        let mut st = self.world.lock();
+        st.transaction(self.chip, tx, rx);
+        drop(st);
+        self.world.shared.cond.notify_all();
+        Ok(())
+    }
+}
+
+/// Board lines of one emulated chip.
+pub struct EmuLines {
+    pub(super) world: World,
+    pub(super) chip: ChipId,
+}
+
+impl EmuLines {
+    pub fn world(&self) -> &World {
+        &self.world
+    }
+
+    pub fn chip(&self) -> ChipId {
+        self.chip
+    }
+}
+
+impl BoardLines for EmuLines {
+    fn set_reset(&mut self, high: bool) -> Result<(), HalError> {
+        let mut st = self.world.lock();
+        let chip = self.chip;
+        let was_high = st.chips[chip].nreset_high;
+        if !high {
+            st.abort_activity(chip);
+            let c = &mut st.chips[chip];
+            c.nreset_high = false;
+            c.set_mode(EmuMode::Reset);
+        } else if !was_high {
+            let c = &mut st.chips[chip];
+            c.power_on_state();
+            c.nreset_high = true;
+            c.counters.resets += 1;
+            c.set_mode(EmuMode::StbyRc);
+            st.set_busy(chip, 3_500 * US);
+        }
+        drop(st);
+        self.world.shared.cond.notify_all();
+        Ok(())
+    }
+
+    fn busy(&mut self) -> Result<bool, HalError> {
+        let st = self.world.lock();
+        Ok(st.busy(self.chip))
+    }
+
+    fn wait_busy_low(&mut self, timeout: Duration) -> Result<bool, HalError> {
+        let chip = self.chip;
+        Ok(self.world.wait_until(timeout, |st| !st.busy(chip)))
+    }
+
+    fn dio1(&mut self) -> Result<bool, HalError> {
+        Ok(self.world.lock().chips[self.chip].dio1_level)
+    }
+
+    fn wait_dio1_rising(&mut self, timeout: Duration) -> Result<bool, HalError> {
+        let chip = self.chip;
+        let edges = self.world.lock().chips[chip].dio1_edges;
+        Ok(self
+            .world
+            .wait_until(timeout, |st| st.chips[chip].dio1_edges > edges))
+    }
+
+    fn delay(&mut self, d: Duration) {
+        self.world.wait_until(d, |_| false);
+    }
+
+    fn set_txen(&mut self, on: bool) -> Result<(), HalError> {
+        self.world.lock().chips[self.chip].txen = on;
+        Ok(())
+    }
+
+    fn set_rxen(&mut self, on: bool) -> Result<(), HalError> {
+        self.world.lock().chips[self.chip].rxen = on;
+        Ok(())
+    }
+}
