@@ -80,7 +80,7 @@ impl fmt::Display for Psk {
 }
 
 /// Bridge mode's default rate limit: channel messages sent per minute at most.
-pub const DEFAULT_CHANNEL_MAX_PER_MINUTE: u32 = 4;
+pub const DEFAULT_CHANNEL_MAX_PER_MINUTE: u32 = 1;
 
 /// `channel:` of a room: `public`, `"#name"`, or a mapping
 /// `{name, key, mode, max_per_minute, hop_limit}` (a `key` makes it a private channel).

@@ -346,6 +346,7 @@ pub fn outgoing(post: &Post, server_name: &str) -> OutgoingPost {
         kind: post.author.kind,
         author_name,
         remote_origin: (post.origin != server_name).then(|| post.origin.clone()),
+        origin: post.origin.clone(),
         author_ts: post.author_ts.min(u64::from(u32::MAX)) as u32,
         text: post.text.clone(),
     }

@@ -17,7 +17,7 @@
 //!   bounded queue, beyond that it is dropped and counted. The engine hands frames out at the
 //!   lowest priority, below ACKs, pushes and adverts.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -196,6 +196,8 @@ pub struct OutgoingPost {
     pub author_name: Option<String>,
     /// The server where the post entered the system, when it is not this one.
     pub remote_origin: Option<String>,
+    /// The server where the post entered the system (this one or another).
+    pub origin: String,
     pub author_ts: u32,
     pub text: String,
 }
@@ -247,6 +249,30 @@ impl Recent {
     }
 }
 
+/// A bounded map from the ids a post may have on the channel to the post's id in the room.
+#[derive(Debug, Default)]
+struct Known {
+    ring: VecDeque<[u8; 16]>,
+    map: HashMap<[u8; 16], [u8; 16]>,
+}
+
+impl Known {
+    fn insert(&mut self, wire_id: [u8; 16], post: [u8; 16]) {
+        if self.map.insert(wire_id, post).is_some() {
+            return;
+        }
+        if self.ring.len() >= RECENT_IDS {
+            if let Some(old) = self.ring.pop_front() {
+                self.map.remove(&old);
+            }
+        }
+        self.ring.push_back(wire_id);
+    }
+    fn get(&self, wire_id: &[u8; 16]) -> Option<[u8; 16]> {
+        self.map.get(wire_id).copied()
+    }
+}
+
 #[derive(Debug)]
 struct Queued {
     /// Id of the post in the room.
@@ -276,8 +302,8 @@ pub struct ChannelBinding {
     counters: ChannelCounters,
     /// Ids heard on the air or sent by us.
     on_air: Recent,
-    /// Ids of the room's posts and of their channel renderings.
-    known: Recent,
+    /// Ids of the room's posts and of their channel renderings → the post's id.
+    known: Known,
     queue: VecDeque<Queued>,
     last_sent_ms: Option<u64>,
 }
@@ -289,7 +315,7 @@ impl ChannelBinding {
             setup,
             counters: ChannelCounters::default(),
             on_air: Recent::default(),
-            known: Recent::default(),
+            known: Known::default(),
             queue: VecDeque::new(),
             last_sent_ms: None,
         }
@@ -339,11 +365,13 @@ impl ChannelBinding {
         };
         self.counters.heard += 1;
         let id = derive_post_id(&self.setup.key, msg.timestamp, &msg.full_text);
-        // Someone else put it on the air: our copy need not go.
+        // Someone else put it (or another rendering of the same post) on the air: our copy
+        // need not go.
+        let post = self.known.get(&id).unwrap_or(id);
         let before = self.queue.len();
-        self.queue.retain(|q| q.wire_id != id && q.post != id);
+        self.queue.retain(|q| q.wire_id != id && q.post != post);
         self.counters.echo_suppressed += (before - self.queue.len()) as u64;
-        if self.on_air.contains(&id) || self.known.contains(&id) {
+        if self.on_air.contains(&id) || self.known.get(&id).is_some() {
             self.counters.duplicates += 1;
             self.on_air.insert(id);
             return Heard::Duplicate;
@@ -363,7 +391,7 @@ impl ChannelBinding {
 
     /// The hub's answer for a post from the air: stored, or already there.
     pub fn committed(&mut self, id: [u8; 16], stored: bool) {
-        self.known.insert(id);
+        self.known.insert(id, id);
         if stored {
             self.counters.stored += 1;
         } else {
@@ -374,11 +402,13 @@ impl ChannelBinding {
     /// A post committed to the room, from any side. Remembered for echo suppression; in bridge
     /// mode queued for the air unless it came from this channel or the air already carries it.
     pub fn offer(&mut self, p: &OutgoingPost) {
-        self.known.insert(p.id);
+        self.known.insert(p.id, p.id);
         let name = p.author_name.clone().unwrap_or_default();
-        let remote_name = match &p.remote_origin {
-            Some(origin) if !name.contains('@') => format!("{name}@{origin}"),
-            _ => name.clone(),
+        // How a gateway elsewhere names this author: `name@origin`.
+        let remote_name = if name.contains('@') {
+            name.clone()
+        } else {
+            format!("{name}@{}", p.origin)
         };
         // Every rendering a gateway may give this post: ours and the other side's.
         let plain = render(&name, &p.text).0;
@@ -391,7 +421,7 @@ impl ChannelBinding {
             && derive_post_id(&self.setup.key, p.author_ts, &exact) == p.id;
         for text in [&plain, &remote] {
             self.known
-                .insert(derive_post_id(&self.setup.key, p.author_ts, text));
+                .insert(derive_post_id(&self.setup.key, p.author_ts, text), p.id);
         }
         if self.setup.mode != ChannelMode::Bridge {
             return;
@@ -427,7 +457,7 @@ impl ChannelBinding {
         if cut {
             self.counters.cut += 1;
         }
-        self.known.insert(wire_id);
+        self.known.insert(wire_id, p.id);
         self.queue.push_back(Queued {
             post: p.id,
             wire_id,
