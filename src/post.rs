@@ -26,14 +26,17 @@ pub enum AuthorKind {
     Peer,
     /// The local HTTP/CLI post endpoint.
     Local,
+    /// A MeshCore group channel a room keeps: the sender's name is whatever the message says.
+    Channel,
 }
 
 impl AuthorKind {
-    pub const ALL: [AuthorKind; 4] = [
+    pub const ALL: [AuthorKind; 5] = [
         AuthorKind::Radio,
         AuthorKind::Ip,
         AuthorKind::Peer,
         AuthorKind::Local,
+        AuthorKind::Channel,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -42,6 +45,7 @@ impl AuthorKind {
             AuthorKind::Ip => "ip",
             AuthorKind::Peer => "peer",
             AuthorKind::Local => "local",
+            AuthorKind::Channel => "channel",
         }
     }
 

@@ -10,7 +10,9 @@
 use std::path::Path;
 
 use crate::config::{self, Config, ConfigError, Issue, Loaded, Source};
+use crate::meshcore::server::channel::{ChannelSetup, MAX_CHANNEL_TEXT};
 use crate::meshcore::server::engine::EngineConfig;
+use crate::meshcore::wire::crypto::ChannelKey;
 use crate::radio::settings::Resolved as RadioSettings;
 use crate::tun::group::{place_rooms, GroupError, RoomEndpoint, RoomPlacement};
 
@@ -102,11 +104,15 @@ pub fn resolve(config: Config) -> Result<Settings, Vec<(String, String)>> {
             Vec::new()
         }
     };
+    problems.extend(channel_airtime_problems(&config, radio.as_ref()));
     if !problems.is_empty() {
         return Err(problems);
     }
     Ok(Settings {
-        meshcore: engine_config(&config.meshcore),
+        meshcore: EngineConfig {
+            channels: channel_setups(&config),
+            ..engine_config(&config.meshcore)
+        },
         radio,
         tun_rooms,
         config,
@@ -121,6 +127,87 @@ pub fn problems(config: &Config) -> Vec<(String, String)> {
     }
     if let Err(e) = tun_rooms(config) {
         out.extend(group_problem(config, &e));
+    }
+    if config.radio.backend != config::RadioBackend::None {
+        out.extend(channel_airtime_problems(
+            config,
+            config.radio.resolve().ok().as_ref(),
+        ));
+    }
+    out
+}
+
+/// The rooms' channel bindings, with their keys (the file checks already refused bad ones).
+pub fn channel_setups(config: &Config) -> Vec<ChannelSetup> {
+    config
+        .rooms
+        .iter()
+        .filter_map(|room| {
+            let c = room.channel.as_ref()?.resolve().ok()?;
+            Some(ChannelSetup {
+                room: room.name.clone(),
+                name: c.name,
+                key: ChannelKey::new(&c.secret)?,
+                mode: c.mode,
+                max_per_minute: c.max_per_minute,
+                hop_limit: c.hop_limit,
+            })
+        })
+        .collect()
+}
+
+/// Share of the duty-cycle budget that bridged channel messages may take at most; the rest
+/// stays for ACKs, login replies, pushes and adverts.
+pub const CHANNEL_AIRTIME_SHARE: f64 = 0.5;
+
+/// Frame length of the longest channel message: header, path length, the hop-limit filler,
+/// channel hash, MAC and 176 bytes of ciphertext (5 + 160 bytes of plaintext, padded).
+pub fn channel_frame_len(hop_limit: Option<u8>) -> usize {
+    let filler = match hop_limit {
+        Some(h) if h > 0 => 64 - usize::from(h.min(63)),
+        _ => 0,
+    };
+    let plain = 5 + MAX_CHANNEL_TEXT;
+    2 + filler + 3 + plain.div_ceil(16) * 16
+}
+
+/// A bridge whose `max_per_minute` longest messages would take more than
+/// [`CHANNEL_AIRTIME_SHARE`] of the radio's duty-cycle budget.
+fn channel_airtime_problems(
+    config: &Config,
+    radio: Option<&RadioSettings>,
+) -> Vec<(String, String)> {
+    let Some(radio) = radio else {
+        return Vec::new();
+    };
+    if radio.duty_cycle_percent >= 100.0 {
+        return Vec::new();
+    }
+    let budget_ms_per_min = f64::from(radio.duty_cycle_percent) / 100.0 * 60_000.0;
+    let mut out = Vec::new();
+    for (i, room) in config.rooms.iter().enumerate() {
+        let Some(c) = room.channel.as_ref().and_then(|c| c.resolve().ok()) else {
+            continue;
+        };
+        if c.mode != config::rooms::ChannelMode::Bridge {
+            continue;
+        }
+        let toa_ms = radio
+            .settings
+            .lora
+            .time_on_air(channel_frame_len(c.hop_limit))
+            .as_secs_f64()
+            * 1000.0;
+        let allowed = (budget_ms_per_min * CHANNEL_AIRTIME_SHARE / toa_ms).floor() as u32;
+        if c.max_per_minute > allowed {
+            out.push((
+                format!("rooms[{i}].channel.max_per_minute"),
+                format!(
+                    "{} channel messages a minute of up to {:.0} ms on air each would take more than half of the {}% duty cycle ({:.0} ms a minute); at most {allowed}",
+                    c.max_per_minute, toa_ms, radio.duty_cycle_percent, budget_ms_per_min
+                ),
+            ));
+        }
     }
     out
 }

@@ -167,6 +167,7 @@ impl StatusBoard {
                         "ip": tally.posts_in(AuthorKind::Ip),
                         "peer": tally.posts_in(AuthorKind::Peer),
                         "local": tally.posts_in(AuthorKind::Local),
+                        "channel": tally.posts_in(AuthorKind::Channel),
                     },
                     "last_post_at": tally.last_post_at,
                 })

@@ -18,6 +18,7 @@ use tokio::sync::broadcast;
 use crate::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
 use crate::meshcore::keystore;
 use crate::meshcore::server::engine::Now;
+use crate::meshcore::wire::crypto::ChannelKey;
 use crate::meshcore::wire::identity::{LocalIdentity, PublicKey};
 use crate::meshcore::wire::message::REQ_KEEP_ALIVE;
 use crate::radio::{RadioHandle, SimParams, TxPriority};
@@ -68,6 +69,112 @@ pub enum ClientCommand {
         #[arg(long)]
         count: Option<usize>,
     },
+    /// Send on or listen to a group channel, as a phone does (no room involved).
+    #[command(subcommand)]
+    Channel(ChannelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ChannelCommand {
+    /// Send one message on a channel (a flood, like a phone's "send to channel").
+    Send {
+        /// `public`, `#name`, or a private channel's name (with --key).
+        #[arg(long, default_value = "public")]
+        channel: String,
+        /// A private channel's key (32 hex digits or base64).
+        #[arg(long)]
+        key: Option<String>,
+        text: String,
+    },
+    /// Print every message heard on a channel: `<channel> <timestamp> name: text`.
+    Listen {
+        #[arg(long, default_value = "public")]
+        channel: String,
+        #[arg(long)]
+        key: Option<String>,
+        /// Stop after this many seconds [default: run until killed].
+        #[arg(long = "for")]
+        duration: Option<f64>,
+        /// Stop after this many messages.
+        #[arg(long)]
+        count: Option<usize>,
+    },
+}
+
+fn channel_key(channel: &str, key: Option<String>) -> anyhow::Result<(String, ChannelKey)> {
+    use crate::config::rooms::{ChannelBindingConfig, ChannelSecret, ChannelSpec};
+    let spec = match key {
+        Some(k) => ChannelSpec::Full(ChannelBindingConfig {
+            name: channel.to_string(),
+            key: ChannelSecret::new(k),
+            mode: Default::default(),
+            max_per_minute: 1,
+            hop_limit: None,
+        }),
+        None => ChannelSpec::Name(channel.to_string()),
+    };
+    let r = spec.resolve().map_err(|(_, m)| anyhow::anyhow!("{m}"))?;
+    let key = ChannelKey::new(&r.secret).context("a channel key is 16 bytes")?;
+    Ok((r.name, key))
+}
+
+async fn channel_command(s: &mut Session, command: ChannelCommand) -> anyhow::Result<()> {
+    use crate::meshcore::server::channel::{decode, encode, render};
+    use crate::meshcore::wire::packet::PacketRepr;
+    use crate::meshcore::wire::payload::Payload;
+    match command {
+        ChannelCommand::Send { channel, key, text } => {
+            let (name, key) = channel_key(&channel, key)?;
+            let now = s.now();
+            let (full, _) = render(&s.opts.name, &text);
+            let frame = encode(&key, now.unix, &full, None).to_bytes()?;
+            s.radio
+                .transmit(frame, TxPriority::Reply)
+                .map_err(|e| anyhow::anyhow!("radio refused the frame: {e}"))?;
+            // Stay on the air until the frame has gone out.
+            s.run_until(Instant::now() + Duration::from_secs(3), |_, _| false)
+                .await;
+            say(&format!("sent on {name} (ts {})", now.unix));
+            Ok(())
+        }
+        ChannelCommand::Listen {
+            channel,
+            key,
+            duration,
+            count,
+        } => {
+            let (name, key) = channel_key(&channel, key)?;
+            let end = duration
+                .map(|d| Instant::now() + Duration::from_secs_f64(d.max(0.0)))
+                .unwrap_or_else(|| Instant::now() + Duration::from_secs(100 * 365 * 86_400));
+            let limit = count.unwrap_or(usize::MAX);
+            let mut seen = std::collections::HashSet::new();
+            say(&format!("listening on {name}"));
+            while seen.len() < limit {
+                let left = end.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let frame = match tokio::time::timeout(left, s.rx.recv()).await {
+                    Ok(Ok(f)) => f,
+                    Ok(Err(broadcast::error::RecvError::Lagged(_))) => continue,
+                    _ => break,
+                };
+                let Ok(repr) = PacketRepr::from_bytes(&frame.bytes) else {
+                    continue;
+                };
+                let Ok(Payload::GrpTxt(g)) = Payload::parse(repr.payload_type, &repr.payload)
+                else {
+                    continue;
+                };
+                let Ok(m) = decode(&key, &g) else { continue };
+                if seen.insert(repr.packet_hash()) {
+                    say(&format!("<{name}> {} {}", m.timestamp, m.full_text));
+                }
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Options every client command shares.
@@ -372,6 +479,7 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
     let mut s = Session::open(opts).await?;
     let secs = |v: f64| Duration::from_secs_f64(if v.is_finite() && v > 0.0 { v } else { 0.0 });
     match command {
+        ClientCommand::Channel(c) => channel_command(&mut s, c).await,
         ClientCommand::Rooms { listen } => {
             s.run_until(Instant::now() + secs(listen), |_, _| false)
                 .await;

@@ -77,6 +77,9 @@ pub fn render_status(s: &Value) -> String {
                 .unwrap_or_else(|| "-".into())
         );
     }
+    for line in channel_lines(&s["meshcore"]["rooms"]) {
+        let _ = writeln!(out, "{line}");
+    }
     if let Some(line) = crate::radio::status::status_line(&s["radio"]) {
         let _ = writeln!(out, "\n{line}");
     }
@@ -167,6 +170,31 @@ fn peer_row(p: &Value) -> String {
     line
 }
 
+/// One line per room that keeps a channel: name (never the key), mode and what it counted.
+fn channel_lines(rooms: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    for (room, r) in rooms.as_object().into_iter().flatten() {
+        let c = &r["channel"];
+        if !c.is_object() {
+            continue;
+        }
+        let n = |k: &str| c[k].as_u64().unwrap_or(0);
+        out.push(format!(
+            "  {room} keeps channel {} ({}): heard {}, stored {}, duplicates {}, sent {}, rate-limited {}, cut {}, bad MAC {}",
+            c["name"].as_str().unwrap_or("?"),
+            c["mode"].as_str().unwrap_or("?"),
+            n("heard"),
+            n("stored"),
+            n("duplicates"),
+            n("transmitted"),
+            n("rate_limited"),
+            n("cut"),
+            n("bad_mac")
+        ));
+    }
+    out
+}
+
 fn human_duration(s: u64) -> String {
     match s {
         0..=59 => format!("{s}s"),
@@ -178,6 +206,22 @@ fn human_duration(s: u64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn channel_bindings_are_shown_by_name_and_mode() {
+        let rooms = serde_json::json!({
+            "Public": {"channel": {"name": "#ham", "mode": "bridge", "heard": 3, "stored": 2,
+                        "duplicates": 1, "transmitted": 4, "rate_limited": 0, "cut": 1, "bad_mac": 0}},
+            "Ops": {"channel": null}
+        });
+        let lines = super::channel_lines(&rooms);
+        assert_eq!(lines.len(), 1);
+        assert!(
+            lines[0].contains("Public keeps channel #ham (bridge)"),
+            "{}",
+            lines[0]
+        );
+        assert!(lines[0].contains("sent 4"), "{}", lines[0]);
+    }
 
     #[test]
     fn peer_rows_show_traffic_and_refusals() {

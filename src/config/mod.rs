@@ -73,6 +73,7 @@ impl Config {
                 max_history: 1000,
                 group: None,
                 port: None,
+                channel: None,
             }],
             peers: Vec::new(),
             radio: RadioConfig::default(),
@@ -434,6 +435,7 @@ fn validate(config: &Config, report: &mut Report<'_>) {
         if room.port == Some(0) {
             report.error(key("port"), "port 0 is not a usable UDP port");
         }
+        check_channel(config, i, report);
     }
     for (i, peer) in config.peers.iter().enumerate() {
         let key = |k: &str| format!("peers[{i}].{k}");
@@ -486,6 +488,48 @@ fn validate(config: &Config, report: &mut Report<'_>) {
     // The TUN section (where the rooms land on its range is checked in `settings`).
     for (key, message) in config.tun.check() {
         report.error(key, message);
+    }
+}
+
+/// A room's `channel:` binding: well formed, private channels only in private rooms, and one
+/// room per channel.
+fn check_channel(config: &Config, i: usize, report: &mut Report<'_>) {
+    let Some(spec) = &config.rooms[i].channel else {
+        return;
+    };
+    let key = |k: &str| {
+        if k.is_empty() {
+            format!("rooms[{i}].channel")
+        } else {
+            format!("rooms[{i}].channel.{k}")
+        }
+    };
+    let resolved = match spec.resolve() {
+        Ok(r) => r,
+        Err((field, message)) => return report.error(key(field), message),
+    };
+    if resolved.private && !config.rooms[i].is_private() {
+        report.error(
+            key(""),
+            format!(
+                "private channel `{}` in a public room: anyone who logs in would read it; give the room a psk",
+                resolved.name
+            ),
+        );
+    }
+    if let Some(first) = config.rooms[..i].iter().position(|r| {
+        r.channel
+            .as_ref()
+            .and_then(|c| c.resolve().ok())
+            .is_some_and(|c| c.secret == resolved.secret)
+    }) {
+        report.error(
+            key(""),
+            format!(
+                "channel `{}` is already kept by rooms[{first}]; one room per channel",
+                resolved.name
+            ),
+        );
     }
 }
 

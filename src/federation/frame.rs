@@ -114,6 +114,7 @@ fn kind_code(k: AuthorKind) -> u8 {
         AuthorKind::Ip => 2,
         AuthorKind::Peer => 3,
         AuthorKind::Local => 4,
+        AuthorKind::Channel => 5,
     }
 }
 
@@ -123,6 +124,7 @@ fn kind_from(c: u8) -> Result<AuthorKind, Malformed> {
         2 => AuthorKind::Ip,
         3 => AuthorKind::Peer,
         4 => AuthorKind::Local,
+        5 => AuthorKind::Channel,
         _ => return Err(Malformed("author kind")),
     })
 }

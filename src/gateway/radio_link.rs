@@ -25,7 +25,7 @@ impl Transmitter for RadioTx {
         let class = match priority {
             Priority::Reply => TxPriority::Reply,
             Priority::Push => TxPriority::Push,
-            Priority::Advert => TxPriority::Advert,
+            Priority::Advert | Priority::Channel => TxPriority::Advert,
         };
         if let Err(e) = self.radio.transmit(frame, class) {
             let n = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;

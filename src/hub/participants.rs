@@ -150,7 +150,7 @@ impl Participants {
             for (kind, _) in members.keys() {
                 c.total += 1;
                 match kind {
-                    AuthorKind::Radio => c.radio += 1,
+                    AuthorKind::Radio | AuthorKind::Channel => c.radio += 1,
                     AuthorKind::Ip => c.ip += 1,
                     AuthorKind::Peer => c.peer += 1,
                     AuthorKind::Local => c.local += 1,

@@ -14,6 +14,7 @@ pub struct RoomTally {
     pub posts_in_ip: u64,
     pub posts_in_peer: u64,
     pub posts_in_local: u64,
+    pub posts_in_channel: u64,
     /// Room timestamp of the newest post.
     pub last_post_at: Option<u64>,
 }
@@ -25,6 +26,7 @@ impl RoomTally {
             AuthorKind::Ip => self.posts_in_ip,
             AuthorKind::Peer => self.posts_in_peer,
             AuthorKind::Local => self.posts_in_local,
+            AuthorKind::Channel => self.posts_in_channel,
         }
     }
 }
@@ -59,6 +61,7 @@ impl Tallies {
             AuthorKind::Ip => t.posts_in_ip += 1,
             AuthorKind::Peer => t.posts_in_peer += 1,
             AuthorKind::Local => t.posts_in_local += 1,
+            AuthorKind::Channel => t.posts_in_channel += 1,
         }
     }
 

@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use tokio::sync::{broadcast, mpsc};
 
 use super::keystore;
+use super::server::channel::{ChannelPost, OutgoingPost};
 use super::server::engine::{
     Action, Engine, EngineConfig, Now, PostTicket, Priority, RadioPost, RoomSetup,
 };
@@ -120,6 +121,7 @@ impl StatusSource for MeshcoreStatus {
                     "participants": engine.participants(r).len(),
                     "history": engine.history_len(r),
                     "counters": engine.room_counters(r),
+                    "channel": engine.channel_status(r),
                 }),
             );
         }
@@ -221,6 +223,61 @@ impl StatusSource for MeshcoreStatus {
                 );
             }
         }
+        for r in 0..engine.room_count() {
+            let (Some(name), Some(ch)) = (engine.room_name(r), engine.channel_status(r)) else {
+                continue;
+            };
+            let labels = [("room", name), ("channel", ch.name.as_str())];
+            let c = &ch.counters;
+            for (what, v, help) in [
+                ("heard", c.heard, "Channel messages heard on the air"),
+                ("stored", c.stored, "Channel messages stored as posts"),
+                (
+                    "duplicates",
+                    c.duplicates,
+                    "Channel messages already in the room",
+                ),
+                (
+                    "transmitted",
+                    c.transmitted,
+                    "Room posts sent on the channel",
+                ),
+                (
+                    "rate_limited",
+                    c.rate_limited,
+                    "Room posts not sent: over the channel's rate limit",
+                ),
+                ("cut", c.cut, "Room posts cut to fit a channel message"),
+                (
+                    "bad_mac",
+                    c.bad_mac,
+                    "Messages with the channel's hash whose MAC did not verify",
+                ),
+                (
+                    "not_text",
+                    c.not_text,
+                    "Channel data that is not plain text",
+                ),
+                (
+                    "echo_suppressed",
+                    c.echo_suppressed,
+                    "Room posts not sent: the channel already carried them",
+                ),
+            ] {
+                out.counter(
+                    &format!("meshroom_meshcore_channel_{what}_total"),
+                    help,
+                    &labels,
+                    v,
+                );
+            }
+            out.gauge(
+                "meshroom_meshcore_channel_queued",
+                "Room posts waiting for the channel's rate limit",
+                &labels,
+                ch.queued as f64,
+            );
+        }
         let lat = lock(&self.latency);
         for (q, p) in [("0.5", 0.5), ("0.99", 0.99)] {
             if let Some(v) = lat.percentile(p) {
@@ -251,6 +308,8 @@ pub fn room_post(post: &Post, server_name: &str) -> RoomPost {
         Some(k) => PostAuthor::Radio(k),
         None => {
             let mut name = match &post.author.name {
+                // Channel senders are unauthenticated: shown as `channel:name`.
+                _ if post.author.kind == AuthorKind::Channel => post.author.id.clone(),
                 Some(n) if !n.is_empty() => n.clone(),
                 // A bare MeshCore key is long; its first bytes identify it well enough.
                 _ => post.author.id.chars().take(12).collect(),
@@ -265,6 +324,30 @@ pub fn room_post(post: &Post, server_name: &str) -> RoomPost {
         id: post.id.0,
         room_ts: post.room_ts.min(u32::MAX as u64) as u32,
         author,
+        text: post.text.clone(),
+    }
+}
+
+/// A channel sender's author id: marked as a channel name, which anyone can claim.
+pub fn channel_author_id(sender: Option<&str>) -> String {
+    format!("channel:{}", sender.unwrap_or("?"))
+}
+
+/// A committed post as the channel bridge sees it.
+pub fn outgoing(post: &Post, server_name: &str) -> OutgoingPost {
+    let author_name = match (&post.author.name, post.author.kind) {
+        (Some(n), _) if !n.is_empty() => Some(n.clone()),
+        (_, AuthorKind::Channel) => None,
+        // A bare key or address is long; its first characters identify it well enough.
+        _ => Some(post.author.id.chars().take(12).collect()),
+    };
+    OutgoingPost {
+        id: post.id.0,
+        kind: post.author.kind,
+        author_name,
+        remote_origin: (post.origin != server_name).then(|| post.origin.clone()),
+        origin: post.origin.clone(),
+        author_ts: post.author_ts.min(u64::from(u32::MAX)) as u32,
         text: post.text.clone(),
     }
 }
@@ -432,6 +515,7 @@ impl Shell {
                         });
                     }
                 }
+                Action::ChannelPost(p) => self.submit_channel(p),
                 Action::ParticipantsChanged { room } => self.publish_participants(room),
                 Action::Heard { room, key } => {
                     if let Some(name) = self.room_names.get(room) {
@@ -499,6 +583,41 @@ impl Shell {
                 }
             };
             let _ = commits.send((p.ticket, ok));
+        });
+    }
+
+    /// A message heard on a room's channel: stored like any post (kind `channel`, the derived id
+    /// so that every gateway that heard it makes the same post).
+    fn submit_channel(&self, p: ChannelPost) {
+        let Some(room) = self.room_names.get(p.room).cloned() else {
+            return;
+        };
+        let hub = self.hub.clone();
+        let engine = self.engine.clone();
+        tokio::spawn(async move {
+            let new = NewPost {
+                id: Some(PostId(p.id)),
+                room,
+                author: Author {
+                    kind: AuthorKind::Channel,
+                    id: channel_author_id(p.sender.as_deref()),
+                    name: p.sender,
+                },
+                origin: None,
+                author_ts: u64::from(p.timestamp),
+                text: p.text,
+                hops: 0,
+                via: Via::side(AuthorKind::Channel),
+            };
+            let stored = match hub.submit(new).await {
+                Ok(Submitted::Accepted(_)) => true,
+                Ok(Submitted::Duplicate(_)) => false,
+                Err(e) => {
+                    tracing::warn!("channel message not stored: {e}");
+                    false
+                }
+            };
+            lock(&engine).channel_committed(p.room, p.id, stored);
         });
     }
 
@@ -590,7 +709,9 @@ async fn run(
                     let now = shell.now();
                     if let Some(room) = shell.room_names.iter().position(|n| *n == d.post.room) {
                         let post = room_post(&d.post, shell.hub.server_name());
-                        lock(&shell.engine).room_post(now, room, post);
+                        let mut engine = lock(&shell.engine);
+                        engine.room_post(now, room, post);
+                        engine.channel_offer(room, &outgoing(&d.post, shell.hub.server_name()));
                     }
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {

@@ -7,6 +7,7 @@ mod common;
 mod federation_support;
 
 mod capture;
+mod channel_bridge;
 mod http;
 mod protocol;
 mod recovery;

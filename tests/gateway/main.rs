@@ -7,6 +7,7 @@ mod common;
 #[path = "../tun_support/mod.rs"]
 mod tun_support;
 
+mod channel_config;
 mod config_check;
 mod process;
 mod reload;

@@ -131,7 +131,9 @@ impl Air {
                 Action::SaveClock { room, clock } => {
                     self.hub.saved_clock.insert(room, clock);
                 }
-                Action::ParticipantsChanged { .. } | Action::Heard { .. } => {}
+                Action::ParticipantsChanged { .. }
+                | Action::Heard { .. }
+                | Action::ChannelPost(_) => {}
             }
         }
     }

@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod channel;
 mod e2e;
 mod engine;
 mod fuzz;

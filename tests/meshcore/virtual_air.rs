@@ -254,7 +254,10 @@ impl Air {
                         let bytes = clock.to_le_bytes().to_vec();
                         gw.hub.state().put(NS_CLOCK, &name, bytes).await.unwrap();
                     }
-                    Action::ParticipantsChanged { .. } | Action::Heard { .. } => {}
+                    // No room in these scenarios keeps a group channel.
+                    Action::ParticipantsChanged { .. }
+                    | Action::Heard { .. }
+                    | Action::ChannelPost(_) => {}
                 }
             }
             work = next;

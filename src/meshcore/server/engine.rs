@@ -16,6 +16,9 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 use sha2::{Digest, Sha256};
 
+use super::channel::{
+    ChannelBinding, ChannelPost, ChannelSetup, ChannelStatus, Heard, OutgoingPost,
+};
 use super::counters::{Counters, RoomCounters};
 use super::dedup::Dedup;
 use super::history::RoomPost;
@@ -43,6 +46,8 @@ pub enum Priority {
     Reply,
     Push,
     Advert,
+    /// Bridged channel messages: after everything else.
+    Channel,
 }
 
 /// Index of a room in the order the engine was given them.
@@ -96,6 +101,8 @@ pub enum Action {
     ParticipantsChanged { room: RoomId },
     /// A participant was heard.
     Heard { room: RoomId, key: PublicKey },
+    /// Store this channel message in its room, then call [`Engine::channel_committed`].
+    ChannelPost(ChannelPost),
 }
 
 /// Everything the engine needs to know about one room at start.
@@ -149,6 +156,8 @@ pub struct EngineConfig {
     /// Clients per room; the least recently heard is dropped when full.
     pub max_clients: usize,
     pub dedup_capacity: usize,
+    /// Rooms that keep a group channel (`rooms[].channel`).
+    pub channels: Vec<ChannelSetup>,
 }
 
 impl Default for EngineConfig {
@@ -172,6 +181,7 @@ impl Default for EngineConfig {
             login_block_ms: 300_000,
             max_clients: 100,
             dedup_capacity: 256,
+            channels: Vec::new(),
         }
     }
 }
@@ -281,17 +291,27 @@ pub struct Engine {
     pending_posts: VecDeque<PendingPost>,
     next_ticket: u64,
     started_ms: u64,
+    channels: Vec<ChannelBinding>,
 }
 
 impl Engine {
     /// `seed` feeds the random bytes of replies and push attempts (fixed in tests).
     pub fn new(config: EngineConfig, rooms: Vec<RoomSetup>, seed: u64, now: Now) -> Engine {
-        let rooms = rooms
+        let rooms: Vec<Room> = rooms
             .into_iter()
             .enumerate()
             .map(|(i, setup)| Room::new(i, setup, &config, now))
             .collect();
+        let channels = config
+            .channels
+            .iter()
+            .filter_map(|c| {
+                let room = rooms.iter().position(|r| r.name() == c.room)?;
+                Some(ChannelBinding::new(room, c.clone()))
+            })
+            .collect();
         Engine {
+            channels,
             dedup: Dedup::new(config.dedup_capacity),
             config,
             rooms,
@@ -387,6 +407,7 @@ impl Engine {
                 self.dispatch_datagram(now, &repr, &d, &mut out)
             }
             Payload::Ack(ack) => self.dispatch_ack(now, ack.crc, &mut out),
+            Payload::GrpTxt(g) => self.dispatch_channel(&g, &mut out),
             Payload::Multipart(m)
                 if m.inner_type == PayloadType::Ack.as_u8() && m.data.len() >= 4 =>
             {
@@ -527,6 +548,53 @@ impl Engine {
         }));
     }
 
+    /// A GRP_TXT: to the binding whose channel hash and MAC it matches.
+    fn dispatch_channel(&mut self, g: &wire::payload::GroupMessage, out: &mut Vec<Action>) {
+        let mut tried = false;
+        for binding in self
+            .channels
+            .iter_mut()
+            .filter(|b| b.hash() == g.channel_hash)
+        {
+            tried = true;
+            match binding.on_air(g) {
+                Heard::Post(p) => return out.push(Action::ChannelPost(p)),
+                Heard::Duplicate => return,
+                Heard::Rejected(super::channel::DecodeError::BadMac) => {}
+                Heard::Rejected(_) => return,
+            }
+        }
+        self.counters.drop(if tried {
+            "channel_bad_mac"
+        } else {
+            "not_for_us"
+        });
+    }
+
+    /// The hub's answer for a channel post: `stored` false when it was already there (or could
+    /// not be stored).
+    pub fn channel_committed(&mut self, room: RoomId, id: [u8; 16], stored: bool) {
+        if let Some(b) = self.channels.iter_mut().find(|b| b.room() == room) {
+            b.committed(id, stored);
+        }
+    }
+
+    /// A committed post of `room` (any side): in bridge mode it goes out on the room's channel,
+    /// at the rate limit, from [`Engine::tick`].
+    pub fn channel_offer(&mut self, room: RoomId, post: &OutgoingPost) {
+        if let Some(b) = self.channels.iter_mut().find(|b| b.room() == room) {
+            b.offer(post);
+        }
+    }
+
+    /// The room's channel binding, for `/status`.
+    pub fn channel_status(&self, room: RoomId) -> Option<ChannelStatus> {
+        self.channels
+            .iter()
+            .find(|b| b.room() == room)
+            .map(|b| b.status())
+    }
+
     fn dispatch_ack(&mut self, now: Now, crc: [u8; 4], out: &mut Vec<Action>) {
         let (rooms, mut ctx) = self.split(now, out);
         for room in rooms.iter_mut() {
@@ -571,10 +639,17 @@ impl Engine {
     /// Timers: adverts, push rounds, push ACK timeouts, participant silence.
     pub fn tick(&mut self, now: Now) -> Vec<Action> {
         let mut out = Vec::new();
+        let mut channels = std::mem::take(&mut self.channels);
         let (rooms, mut ctx) = self.split(now, &mut out);
         for room in rooms.iter_mut() {
             room.tick(&mut ctx);
         }
+        for b in &mut channels {
+            if let Some(repr) = b.poll(now.mono_ms) {
+                ctx.send(repr, Priority::Channel, 0);
+            }
+        }
+        self.channels = channels;
         out
     }
 

@@ -6,7 +6,9 @@
 //! - [`roster`]: a room's clients (the firmware's ACL) and the wrong-password guard;
 //! - [`history`]: the window of posts a room can push;
 //! - [`dedup`]: the ring of recently seen packet hashes;
+//! - [`channel`]: a room's group channel (history from the air, bridging onto it);
 //! - [`counters`]: what the side counts for `/status` and `/metrics`.
+pub mod channel;
 pub mod counters;
 pub mod dedup;
 pub mod engine;
