@@ -9,6 +9,8 @@
 //! - [`http`]: warp routes: `/status`, `/metrics`, the local post endpoint.
 //! - [`settings`]: the configuration resolved into what the sides run with (run, reload, check-config).
 //! - [`side`]: the context every side starts with.
+//! - [`ratelog`]: log lines that repeat are counted, not repeated.
+//! - [`remote`]: the client address the shared HTTP listener hands to every side's routes.
 //! - [`gateway`]: starts everything, handles signals, stops everything.
 //! - [`cli`]: the `meshroom-gw` command line.
 //! - [`meshcore`]: the MeshCore protocol core and room-server engine (radio side).
@@ -26,6 +28,8 @@ pub mod meshcore;
 pub mod ops;
 pub mod post;
 pub mod radio;
+pub mod ratelog;
+pub mod remote;
 pub mod settings;
 pub mod side;
 pub mod status;

@@ -85,7 +85,7 @@ impl Federation {
         let shared = self.shared.clone();
         warp::path!("federation")
             .and(warp::ws())
-            .and(warp::addr::remote())
+            .and(crate::remote::remote())
             .map(move |ws: warp::ws::Ws, remote: Option<SocketAddr>| {
                 let ip = remote
                     .map(|a| a.ip())
