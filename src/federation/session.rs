@@ -464,6 +464,13 @@ impl Session {
                 self.close_text = Some("secret mismatch".into());
                 Ending::Rejected("secret mismatch".into())
             }
+            CloseReason::HandshakeTimeout if self.up.is_none() => {
+                // Not a secret mismatch: the PSK never got checked. Counted apart.
+                lock(&self.peer.figures).truncated_handshakes += 1;
+                tracing::debug!(peer = %self.peer.label, %remote, "federation handshake timed out");
+                self.close_text = Some("handshake timed out".into());
+                Ending::Failed("handshake timed out".into())
+            }
             CloseReason::Handshake(e) if self.up.is_none() => {
                 tracing::warn!(peer = %self.peer.label, %remote, "federation handshake failed: {e}");
                 self.close_text = Some("handshake failed".into());
