@@ -233,6 +233,7 @@ async fn refusals_have_their_proper_status_and_a_json_reason() {
         Some(format!("http://{addr}")),
         long,
         None,
+        10.0,
     )
     .await
     .unwrap_err();
@@ -288,5 +289,61 @@ async fn silent_clients_are_closed_after_the_header_timeout() {
     while edge.open() != (0, 0) {
         assert!(std::time::Instant::now() < deadline, "slots still held");
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_gives_up_on_a_silent_server() {
+    // Accepts and never answers.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            held.push(s);
+        }
+    });
+    let url = format!("http://{addr}");
+    let err = meshroom_gw::cli::status::status(Some(url.clone()), false, None, 0.5)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("did not answer within 0.5 s"),
+        "{err:#}"
+    );
+    let err =
+        meshroom_gw::cli::post::post("Public".into(), None, Some(url), "hi".into(), None, 0.5)
+            .await
+            .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("did not answer within 0.5 s"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_an_error_not_a_fallback() {
+    for args in [
+        &["status", "--config", "/missing/meshroom.yaml"][..],
+        &[
+            "post",
+            "--room",
+            "Public",
+            "--config",
+            "/missing/meshroom.yaml",
+            "hi",
+        ][..],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshroom-gw"))
+            .args(args)
+            .env_remove("MESHROOM_CONFIG")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded: {stderr}");
+        assert!(
+            stderr.contains("/missing/meshroom.yaml"),
+            "{args:?}: {stderr}"
+        );
     }
 }
