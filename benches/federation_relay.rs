@@ -117,6 +117,7 @@ fn peer(port: u16, secret: &str) -> PeerConfig {
         host: "127.0.0.1".into(),
         port,
         secret: Psk::new(secret),
+        key: None,
     }
 }
 

@@ -28,6 +28,7 @@ async fn federation_answers_any_address_but_status_stays_private() {
         host: "127.0.0.1".into(),
         port: common::free_port(),
         secret: Psk::new("http-test-secret"),
+        key: None,
     }];
     let config = Arc::new(config);
     let hub = Hub::open("solo", dir.path(), &config.rooms, system_clock()).unwrap();

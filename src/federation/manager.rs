@@ -298,6 +298,13 @@ async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
                 peer.set_state_if_idle(PeerState::BackingOff, Some(why));
                 backoff.next_delay(jitter)
             }
+            Ending::Rejected(why)
+                if why.starts_with("static key") || why.contains("static key ") =>
+            {
+                // Logged and shown (key_changed) by the session already.
+                peer.set_state_if_idle(PeerState::KeyChanged, Some(why));
+                backoff.next_delay(jitter)
+            }
             Ending::Rejected(why) => {
                 if !why.contains("rate-limits") {
                     lock(&peer.figures).secret_mismatches += 1;

@@ -19,6 +19,9 @@ pub enum PeerState {
     /// The last attempt was refused (wrong secret, unknown key id, rate limit); retrying with
     /// backoff.
     Rejected,
+    /// The peer presented another static key than the pinned one; refused until the pin is
+    /// changed (`peers[].key`).
+    KeyChanged,
 }
 
 impl PeerState {
@@ -28,13 +31,15 @@ impl PeerState {
             PeerState::Connected => "connected",
             PeerState::BackingOff => "backing off",
             PeerState::Rejected => "rejected",
+            PeerState::KeyChanged => "key_changed",
         }
     }
-    const ALL: [PeerState; 4] = [
+    const ALL: [PeerState; 5] = [
         PeerState::Connecting,
         PeerState::Connected,
         PeerState::BackingOff,
         PeerState::Rejected,
+        PeerState::KeyChanged,
     ];
 }
 
