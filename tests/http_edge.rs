@@ -347,3 +347,16 @@ fn a_missing_config_file_is_an_error_not_a_fallback() {
         );
     }
 }
+
+#[test]
+fn the_state_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let config = Config::embedded_default();
+    let hub = Hub::open("edge", &state, &config.rooms, system_clock()).unwrap();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&state), 0o700);
+    assert_eq!(mode(&state.join("meshroom.db")), 0o600);
+    drop(hub);
+}
