@@ -80,9 +80,18 @@ async fn start_server(
         .expect("federation")
         .expect("peers configured");
     let mut http_stop = stop.clone();
-    tokio::spawn(meshroom_gw::http::serve(listener, route, async move {
-        let _ = http_stop.wait_for(|s| *s).await;
-    }));
+    let edge = meshroom_gw::http::Edge::new(
+        &config,
+        Arc::new(std::sync::RwLock::new(config.http.status_allow.clone())),
+    );
+    tokio::spawn(meshroom_gw::http::serve(
+        listener,
+        route,
+        edge,
+        async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        },
+    ));
     let seen: Seen = Arc::default();
     let mut deliveries = hub.subscribe();
     let s = seen.clone();
@@ -109,6 +118,7 @@ fn peer(port: u16, secret: &str) -> PeerConfig {
         host: "127.0.0.1".into(),
         port,
         secret: Psk::new(secret),
+        key: None,
     }
 }
 

@@ -9,6 +9,9 @@
 //! - [`http`]: warp routes: `/status`, `/metrics`, the local post endpoint.
 //! - [`settings`]: the configuration resolved into what the sides run with (run, reload, check-config).
 //! - [`side`]: the context every side starts with.
+//! - [`ratelog`]: log lines that repeat are counted, not repeated.
+//! - [`textsafe`]: text from radio, TUN and peers escaped for a terminal.
+//! - [`remote`]: the client address the shared HTTP listener hands to every side's routes.
 //! - [`gateway`]: starts everything, handles signals, stops everything.
 //! - [`cli`]: the `meshroom-gw` command line.
 //! - [`meshcore`]: the MeshCore protocol core and room-server engine (radio side).
@@ -26,9 +29,12 @@ pub mod meshcore;
 pub mod ops;
 pub mod post;
 pub mod radio;
+pub mod ratelog;
+pub mod remote;
 pub mod settings;
 pub mod side;
 pub mod status;
 pub mod store;
+pub mod textsafe;
 pub mod timefmt;
 pub mod tun;

@@ -179,3 +179,23 @@ pub struct NewPost {
 pub fn next_room_ts(now: u64, last: u64) -> u64 {
     now.max(last + 1)
 }
+
+/// The server name people see in a post's origin. Origins that came over federation name the
+/// server by its static key as well (`name@<64 hex digits>`); the key is for machines.
+pub fn origin_name(origin: &str) -> &str {
+    match origin.rsplit_once('@') {
+        Some((name, key)) if key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()) => name,
+        _ => origin,
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    #[test]
+    fn origin_names_drop_the_key() {
+        let key = "ab".repeat(32);
+        assert_eq!(super::origin_name(&format!("g1@{key}")), "g1");
+        assert_eq!(super::origin_name("g1"), "g1");
+        assert_eq!(super::origin_name("a@b"), "a@b");
+    }
+}

@@ -373,14 +373,17 @@ impl Session {
                 author_prefix,
                 text,
             } => say(&format!(
-                "[{}] {} <{}> {text}",
+                "[{}] {} <{}> {}",
                 self.room_name(room),
                 room_ts,
-                hex::encode(author_prefix)
+                hex::encode(author_prefix),
+                crate::textsafe::escape(text)
             )),
-            CompanionEvent::Notice { room, text } => {
-                say(&format!("notice from {}: {text}", self.room_name(room)))
-            }
+            CompanionEvent::Notice { room, text } => say(&format!(
+                "notice from {}: {}",
+                self.room_name(room),
+                crate::textsafe::escape(text)
+            )),
             CompanionEvent::Response { .. } => {}
         }
     }

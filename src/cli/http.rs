@@ -2,6 +2,7 @@
 //! brings, so the CLI adds no HTTP stack of its own.
 
 use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use http_body_util::{BodyExt, Full};
@@ -13,8 +14,47 @@ pub struct Answer {
     pub body: String,
 }
 
-/// Sends one request to `url` (`http://host:port/path`) and reads the whole answer.
+/// How long the CLI waits for a gateway by default (connecting, then the whole answer).
+pub const DEFAULT_TIMEOUT_S: f64 = 10.0;
+
+/// The `--timeout` value as a duration (a bad value falls back to the default).
+pub fn timeout(seconds: f64) -> Duration {
+    if seconds.is_finite() && seconds > 0.0 {
+        Duration::from_secs_f64(seconds.min(86_400.0))
+    } else {
+        Duration::from_secs_f64(DEFAULT_TIMEOUT_S)
+    }
+}
+
+/// Sends one request to `url` (`http://host:port/path`) and reads the whole answer, giving
+/// up after `limit` for connecting and again for the answer.
 pub async fn request(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<String>,
+    limit: Duration,
+) -> anyhow::Result<Answer> {
+    let secs = limit.as_secs_f64();
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url}: only http:// URLs are supported"))?;
+    let authority = rest.split('/').next().unwrap_or(rest).to_string();
+    let connect = tokio::time::timeout(limit, tokio::net::TcpStream::connect(authority.clone()));
+    let stream = match connect.await {
+        Ok(r) => {
+            r.with_context(|| format!("cannot connect to {authority} (is the gateway running?)"))?
+        }
+        Err(_) => bail!("cannot connect to {authority}: no answer within {secs} s (see --timeout)"),
+    };
+    match tokio::time::timeout(limit, exchange(stream, method, url, headers, body)).await {
+        Ok(r) => r,
+        Err(_) => bail!("{authority} accepted the connection but did not answer within {secs} s (see --timeout)"),
+    }
+}
+
+async fn exchange(
+    stream: tokio::net::TcpStream,
     method: &str,
     url: &str,
     headers: &[(&str, &str)],
@@ -27,9 +67,6 @@ pub async fn request(
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let stream = tokio::net::TcpStream::connect(authority)
-        .await
-        .with_context(|| format!("cannot connect to {authority} (is the gateway running?)"))?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
         .await
         .context("HTTP handshake failed")?;
@@ -52,14 +89,21 @@ pub async fn request(
     Ok(Answer { status, body })
 }
 
+/// The configuration the CLI talks about: an explicit `--config` that cannot be read or has
+/// errors is an error (never a silent fallback to another gateway's address).
+pub fn load_config(config_path: Option<&Path>) -> anyhow::Result<crate::config::Config> {
+    crate::config::resolve_with(config_path, &|_| Vec::new())
+        .map(|l| l.config)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+}
+
 /// The base URL to reach the gateway that `config` describes.
-pub fn base_url(explicit: Option<String>, config_path: Option<&Path>) -> String {
+pub fn base_url(explicit: Option<String>, config_path: Option<&Path>) -> anyhow::Result<String> {
+    let config = load_config(config_path)?;
     if let Some(url) = explicit {
-        return url.trim_end_matches('/').to_string();
+        return Ok(url.trim_end_matches('/').to_string());
     }
-    let listen = crate::config::resolve_with(config_path, &|_| Vec::new())
-        .map(|l| l.config.http.listen)
-        .unwrap_or_else(|_| crate::config::HttpConfig::default().listen);
+    let listen = config.http.listen;
     let host = if listen.ip().is_unspecified() {
         "127.0.0.1".to_string()
     } else if listen.is_ipv6() {
@@ -67,5 +111,5 @@ pub fn base_url(explicit: Option<String>, config_path: Option<&Path>) -> String 
     } else {
         listen.ip().to_string()
     };
-    format!("http://{host}:{}", listen.port())
+    Ok(format!("http://{host}:{}", listen.port()))
 }

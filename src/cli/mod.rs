@@ -53,6 +53,9 @@ pub enum Command {
         /// Print the raw /status JSON.
         #[arg(long)]
         json: bool,
+        /// Seconds to wait for the gateway (to connect, then for its answer).
+        #[arg(long, value_name = "SECONDS", default_value_t = http::DEFAULT_TIMEOUT_S, env = "MESHROOM_TIMEOUT")]
+        timeout: f64,
     },
     /// Check the configuration file and exit (status 2 when it has errors).
     CheckConfig,
@@ -69,6 +72,9 @@ pub enum Command {
         /// Base URL of the gateway's HTTP side [default: from the configuration's http.listen]
         #[arg(long, value_name = "URL")]
         url: Option<String>,
+        /// Seconds to wait for the gateway (to connect, then for its answer).
+        #[arg(long, value_name = "SECONDS", default_value_t = http::DEFAULT_TIMEOUT_S, env = "MESHROOM_TIMEOUT")]
+        timeout: f64,
         /// The message.
         text: String,
     },
@@ -166,15 +172,16 @@ pub fn dispatch(cli: Cli) -> i32 {
                         }
                         Ok(prepared) => report(crate::gateway::run(prepared).await),
                     },
-                    Command::Status { url, json } => {
-                        report(status::status(url, json, config_path).await)
+                    Command::Status { url, json, timeout } => {
+                        report(status::status(url, json, config_path, timeout).await)
                     }
                     Command::Post {
                         room,
                         author,
                         url,
+                        timeout,
                         text,
-                    } => report(post::post(room, author, url, text, config_path).await),
+                    } => report(post::post(room, author, url, text, config_path, timeout).await),
                     Command::Tail { room, json } => {
                         report(tail::run(config_path, &room, json).await)
                     }

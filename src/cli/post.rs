@@ -13,14 +13,15 @@ pub async fn post(
     url: Option<String>,
     text: String,
     config_path: Option<&Path>,
+    timeout_s: f64,
 ) -> anyhow::Result<()> {
-    let base = base_url(url, config_path);
+    let base = base_url(url, config_path)?;
     // A private room's PSK comes from the configuration (never from the command line, where
     // other users could read it in the process list) or from MESHROOM_PSK.
     let psk = std::env::var("MESHROOM_PSK").ok().or_else(|| {
-        crate::config::resolve_with(config_path, &|_| Vec::new())
+        super::http::load_config(config_path)
             .ok()
-            .and_then(|l| l.config.room(&room).map(|r| r.psk.expose().to_string()))
+            .and_then(|c| c.room(&room).map(|r| r.psk.expose().to_string()))
             .filter(|p| !p.is_empty())
     });
     let body = serde_json::json!({ "text": text, "author": author }).to_string();
@@ -34,6 +35,7 @@ pub async fn post(
         &format!("{base}/rooms/{encoded}/posts"),
         &headers,
         Some(body),
+        super::http::timeout(timeout_s),
     )
     .await?;
     if !(200..300).contains(&answer.status) {

@@ -12,9 +12,17 @@ pub async fn status(
     url: Option<String>,
     json: bool,
     config_path: Option<&Path>,
+    timeout_s: f64,
 ) -> anyhow::Result<()> {
-    let base = base_url(url, config_path);
-    let answer = super::http::request("GET", &format!("{base}/status"), &[], None).await?;
+    let base = base_url(url, config_path)?;
+    let answer = super::http::request(
+        "GET",
+        &format!("{base}/status"),
+        &[],
+        None,
+        super::http::timeout(timeout_s),
+    )
+    .await?;
     if answer.status != 200 {
         bail!(
             "{base}/status answered {}: {}",

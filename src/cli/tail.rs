@@ -112,8 +112,25 @@ pub async fn run(config_path: Option<&Path>, room: &str, json: bool) -> anyhow::
             },
             None => payload,
         };
-        println!("{}", render(plain, from, json));
+        println!("{}", safe(&render(plain, from, json), json));
     }
+}
+
+/// A rendered line made safe for a terminal: control characters escaped (as `\u{1b}` for
+/// people, as JSON `\u001b` escapes in JSON lines, which serde leaves raw for DEL and C1).
+pub fn safe(line: &str, json: bool) -> String {
+    if !json {
+        return crate::textsafe::escape(line).into_owned();
+    }
+    line.chars()
+        .map(|c| {
+            if crate::textsafe::is_unsafe(c) {
+                format!("\\u{:04x}", c as u32)
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn render(plain: &[u8], from: SocketAddr, json: bool) -> String {
@@ -137,6 +154,35 @@ mod tests {
     use super::*;
     use crate::hub::{AuthorKind, PostId};
     use crate::tun::datagram::WireAuthor;
+
+    #[test]
+    fn control_characters_reach_the_terminal_escaped() {
+        let post = WirePost {
+            room: "general".into(),
+            id: PostId([0; 16]),
+            author: WireAuthor {
+                kind: AuthorKind::Radio,
+                id: "ab12".into(),
+                name: Some("eve\u{1b}]0;owned\u{7}".into()),
+            },
+            origin: "gw".into(),
+            author_ts: 0,
+            room_ts: 1,
+            text: "hi\u{1b}[2J\u{0}\u{7}\u{9b}".into(),
+        };
+        let plain = serde_json::to_vec(&post).unwrap();
+        let from: SocketAddr = "10.0.0.1:5000".parse().unwrap();
+        let line = safe(&render(&plain, from, false), false);
+        assert!(!line.chars().any(crate::textsafe::is_unsafe), "{line:?}");
+        assert!(line.contains("hi\\u{1b}[2J\\u{0}\\u{7}\\u{9b}"), "{line}");
+        let line = safe(&render(&plain, from, true), true);
+        assert!(!line.chars().any(crate::textsafe::is_unsafe), "{line:?}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(
+            v["text"], "hi\u{1b}[2J\u{0}\u{7}\u{9b}",
+            "stored text unchanged"
+        );
+    }
 
     #[test]
     fn posts_render_for_people_and_scripts() {

@@ -11,9 +11,32 @@ pub struct PeerConfig {
     pub port: u16,
     /// The secret this pair of servers shares; a different one for every pair.
     pub secret: super::rooms::Psk,
+    /// The peer's Noise static public key (hex, or base64), pinned: a link presenting any
+    /// other key is refused. Without it the first key seen is pinned (kept in the state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 impl PeerConfig {
+    /// The pinned static key, when `key` is set: 64 hex digits or 44 characters of base64.
+    pub fn pinned_key(&self) -> Result<Option<[u8; 32]>, String> {
+        let Some(text) = self.key.as_deref().map(str::trim) else {
+            return Ok(None);
+        };
+        let bytes = if text.len() == 64 {
+            hex::decode(text).ok()
+        } else {
+            base64_decode(text)
+        };
+        match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
+            Some(k) => Ok(Some(k)),
+            None => Err(format!(
+                "peers[{}].key: expected the peer's static public key, 64 hex digits or 44 characters of base64 (as its /status federation.static_key shows)",
+                self.label()
+            )),
+        }
+    }
+
     /// How the peer is named in logs, `/status` and cursors: `host:port`.
     pub fn label(&self) -> String {
         if self.host.contains(':') {
@@ -147,6 +170,33 @@ fn default_static_key() -> std::path::PathBuf {
     std::path::PathBuf::from("federation.key")
 }
 
+/// Standard base64 (with padding) to bytes; `None` when malformed.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    fn value(c: u8) -> Option<u32> {
+        Some(match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' | b'-' => 62,
+            b'/' | b'_' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let trimmed = text.trim_end_matches('=');
+    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
+    let (mut acc, mut bits) = (0u32, 0u32);
+    for c in trimmed.bytes() {
+        acc = (acc << 6) | value(c)?;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -158,8 +208,26 @@ mod tests {
             host: "::1".into(),
             port: 7070,
             secret: super::super::rooms::Psk::new("x"),
+            key: None,
         };
         assert_eq!(p.label(), "[::1]:7070");
+        assert_eq!(p.pinned_key(), Ok(None));
+        let key = [0xabu8; 32];
+        let hex_pin = PeerConfig {
+            key: Some(hex::encode(key)),
+            ..p.clone()
+        };
+        assert_eq!(hex_pin.pinned_key(), Ok(Some(key)));
+        let b64 = PeerConfig {
+            key: Some("q6urq6urq6urq6urq6urq6urq6urq6urq6urq6urq6s=".into()),
+            ..p.clone()
+        };
+        assert_eq!(b64.pinned_key(), Ok(Some(key)));
+        let bad = PeerConfig {
+            key: Some("nope".into()),
+            ..p
+        };
+        assert!(bad.pinned_key().is_err());
     }
 
     #[test]

@@ -368,7 +368,15 @@ impl Link {
             hello.server.clone(),
             &negotiated.shared,
             &self.cursors,
-        );
+        )
+        .with_identity(super::outbound::Identity {
+            local_name: self.settings.server.clone(),
+            local_origin: super::outbound::origin_of(
+                &self.settings.server,
+                &self.settings.static_key.public,
+            ),
+            peer_key: hex::encode(static_key),
+        });
         self.peer_server = Some(hello.server.clone());
         self.phase = Phase::Up {
             transport,

@@ -17,7 +17,7 @@ use warp::{Filter, Reply};
 use super::backoff::Backoff;
 use super::cursors::load_cursors;
 use super::guard::HandshakeGuard;
-use super::handshake::{parse_header, HandshakeError};
+use super::handshake::parse_header;
 use super::link::{Link, LinkSettings};
 use super::registry::{ManagerSettings, Peer, Shared};
 use super::session::{Ending, Session};
@@ -25,6 +25,7 @@ use super::status::{lock, FederationStatus, PeerState};
 use super::wire::{self, WireIn, WireOut, MAX_WIRE_MESSAGE};
 use crate::config::PeerConfig;
 use crate::hub::Hub;
+use crate::ratelog::{repeated, Throttle};
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -80,57 +81,94 @@ impl Federation {
     }
 
     /// The `/federation` WebSocket route. It answers any address: the handshake, not the
-    /// network, decides who may federate; failures are rate-limited per address.
+    /// network, decides who may federate. Nothing is refused before its key id is read: a
+    /// handshake naming a configured peer's key id is always tried (a Noise message costs a few
+    /// DH operations, and the shared listener bounds connections per address); failures from
+    /// an address are rate-limited only for key ids nobody configured.
     pub fn route(&self) -> BoxedFilter<(Response,)> {
         let shared = self.shared.clone();
-        warp::path!("federation")
+        let upgrade = warp::path!("federation")
             .and(warp::ws())
-            .and(warp::addr::remote())
+            .and(crate::remote::remote())
             .map(move |ws: warp::ws::Ws, remote: Option<SocketAddr>| {
-                let ip = remote
-                    .map(|a| a.ip())
-                    .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-                if !lock(&shared.guard).allow(ip, std::time::Instant::now()) {
-                    lock(&shared.status.global).rate_limited += 1;
-                    return warp::reply::with_status(
-                        "too many failed federation handshakes; try again later",
-                        StatusCode::TOO_MANY_REQUESTS,
-                    )
-                    .into_response();
-                }
                 let shared = shared.clone();
                 ws.max_message_size(MAX_WIRE_MESSAGE)
                     .max_frame_size(MAX_WIRE_MESSAGE)
                     .on_upgrade(move |socket| accept(shared, socket, remote))
                     .into_response()
-            })
-            .boxed()
+            });
+        // Anything else on the path: a plain request (426) or another method (405).
+        let other =
+            warp::path!("federation")
+                .and(warp::method())
+                .map(|method: warp::http::Method| {
+                    let (status, msg) = if method == warp::http::Method::GET {
+                        (
+                            StatusCode::UPGRADE_REQUIRED,
+                            "federation links are WebSocket connections",
+                        )
+                    } else {
+                        (
+                            StatusCode::METHOD_NOT_ALLOWED,
+                            "this endpoint answers GET only",
+                        )
+                    };
+                    let mut r = warp::reply::with_status(
+                        warp::reply::json(&serde_json::json!({ "error": msg })),
+                        status,
+                    )
+                    .into_response();
+                    r.headers_mut().insert(
+                        warp::http::header::ALLOW,
+                        warp::http::HeaderValue::from_static("GET"),
+                    );
+                    r
+                });
+        upgrade.or(other).unify().boxed()
     }
 }
+
+static TRUNCATED: Throttle = Throttle::per_minute();
+static MALFORMED: Throttle = Throttle::per_minute();
+static UNKNOWN_KEY: Throttle = Throttle::per_minute();
 
 async fn accept(shared: Arc<Shared>, socket: warp::ws::WebSocket, remote: Option<SocketAddr>) {
     use futures_util::{SinkExt, StreamExt};
     let (mut out, mut inp) = wire::from_warp(socket);
     let remote_text = remote.map(|a| a.to_string()).unwrap_or_else(|| "?".into());
+    let ip = remote
+        .map(|a| crate::remote::canonical(a.ip()))
+        .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     let first = tokio::time::timeout(shared.settings.handshake_timeout, inp.next()).await;
     let msg = match first {
         Ok(Some(WireIn::Binary(m))) => m,
         _ => {
-            lock(&shared.status.global).malformed_handshakes += 1;
+            // Connections that never complete their first message: scanners, or someone
+            // replaying a sniffed prefix. Counted, not held against any peer.
+            lock(&shared.status.global).truncated_handshakes += 1;
             shared.handshake_failed(remote);
-            tracing::warn!(remote = %remote_text, "federation: connection without a handshake");
+            if let Some(n) = TRUNCATED.hit() {
+                tracing::warn!(remote = %remote_text, "federation: connection closed without a complete handshake (counted in /status federation.truncated_handshakes){}", repeated(n));
+            }
             let _ = out
                 .send(WireOut::Close("expected a handshake".into()))
                 .await;
             return;
         }
     };
+    let over_limit = || !lock(&shared.guard).allow(ip, std::time::Instant::now());
     let (key_id, body) = match parse_header(&msg) {
         Ok(x) => x,
         Err(e) => {
-            lock(&shared.status.global).malformed_handshakes += 1;
-            shared.handshake_failed(remote);
-            tracing::warn!(remote = %remote_text, "federation handshake refused: {e}");
+            if over_limit() {
+                lock(&shared.status.global).rate_limited += 1;
+            } else {
+                lock(&shared.status.global).malformed_handshakes += 1;
+                shared.handshake_failed(remote);
+                if let Some(n) = MALFORMED.hit() {
+                    tracing::warn!(remote = %remote_text, "federation handshake refused: {e}{}", repeated(n));
+                }
+            }
             let _ = out
                 .send(WireOut::Close("not a federation handshake".into()))
                 .await;
@@ -143,13 +181,20 @@ async fn accept(shared: Arc<Shared>, socket: warp::ws::WebSocket, remote: Option
         .and_then(|i| shared.peers.get(*i))
         .cloned()
     else {
+        if over_limit() {
+            lock(&shared.status.global).rate_limited += 1;
+            let _ = out.send(WireOut::Close("rate limited".into())).await;
+            return;
+        }
         {
             let mut g = lock(&shared.status.global);
             g.unknown_key_attempts += 1;
             g.last_unknown_from = Some(remote_text.clone());
         }
         shared.handshake_failed(remote);
-        tracing::warn!(remote = %remote_text, "federation handshake refused: unknown key id (no peer is configured with this secret)");
+        if let Some(n) = UNKNOWN_KEY.hit() {
+            tracing::warn!(remote = %remote_text, "federation handshake refused: unknown key id (no peer is configured with this secret){}", repeated(n));
+        }
         let _ = out.send(WireOut::Close("unknown key id".into())).await;
         return;
     };
@@ -164,11 +209,13 @@ async fn accept(shared: Arc<Shared>, socket: warp::ws::WebSocket, remote: Option
     ) {
         Ok(l) => l,
         Err(e) => {
-            shared.handshake_failed(remote);
-            if e == HandshakeError::Protocol {
-                lock(&peer.figures).secret_mismatches += 1;
+            // The first message did not parse as Noise: malformed, not a secret mismatch
+            // (the PSK only shows in the third message).
+            lock(&peer.figures).malformed += 1;
+            lock(&shared.status.global).malformed_handshakes += 1;
+            if let Some(n) = MALFORMED.hit() {
+                tracing::warn!(peer = %peer.label, remote = %remote_text, "federation handshake refused: {e}{}", repeated(n));
             }
-            tracing::warn!(peer = %peer.label, remote = %remote_text, "federation handshake refused: {e}");
             let _ = out.send(WireOut::Close("handshake failed".into())).await;
             return;
         }
@@ -249,6 +296,13 @@ async fn dial_loop(shared: Arc<Shared>, peer: Arc<Peer>) {
             Ending::AfterUp(why) => {
                 backoff.reset();
                 peer.set_state_if_idle(PeerState::BackingOff, Some(why));
+                backoff.next_delay(jitter)
+            }
+            Ending::Rejected(why)
+                if why.starts_with("static key") || why.contains("static key ") =>
+            {
+                // Logged and shown (key_changed) by the session already.
+                peer.set_state_if_idle(PeerState::KeyChanged, Some(why));
                 backoff.next_delay(jitter)
             }
             Ending::Rejected(why) => {

@@ -51,6 +51,9 @@ pub fn spawn(ctx: &SideContext) -> anyhow::Result<Option<BoxedFilter<(Response,)
     if config.peers.is_empty() {
         return Ok(None);
     }
+    for p in &config.peers {
+        p.pinned_key().map_err(anyhow::Error::msg)?;
+    }
     let fed = &config.federation;
     let key_path = if fed.static_key.is_absolute() {
         fed.static_key.clone()

@@ -69,6 +69,7 @@ pub struct Outbound {
     live_cap: usize,
     hop_limit: u8,
     peer_server: String,
+    identity: Option<Identity>,
     rooms: BTreeMap<String, RoomOut>,
     last_seq: u64,
     acked_seq: u64,
@@ -81,7 +82,55 @@ pub struct Outbound {
     pub fallbacks: u64,
 }
 
+/// Who is who on a link, by static key: servers are identified by their Noise static key, a
+/// name is only for people (every Raspberry Pi is called `raspberrypi`).
+#[derive(Debug, Clone)]
+pub struct Identity {
+    /// This server's name: the origin the hub gives posts that started here.
+    pub local_name: String,
+    /// This server's origin on the wire: `name@hex(static key)`.
+    pub local_origin: String,
+    /// The peer's static key, hex.
+    pub peer_key: String,
+}
+
+/// The static key (hex) an origin names, when it carries one (`name@hex`).
+pub fn origin_key(origin: &str) -> Option<&str> {
+    let (_, key) = origin.rsplit_once('@')?;
+    (key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit())).then_some(key)
+}
+
+/// `name@hex(key)`: a post origin that names a server by its key.
+pub fn origin_of(name: &str, key: &[u8; 32]) -> String {
+    format!("{name}@{}", hex::encode(key))
+}
+
 impl Outbound {
+    /// Compares origins by static key from now on (see [`Identity`]).
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// Did `origin` start at the peer (so the post need not go back)?
+    fn started_at_peer(&self, origin: &str) -> bool {
+        match (&self.identity, origin_key(origin)) {
+            (Some(id), Some(key)) => key.eq_ignore_ascii_case(&id.peer_key),
+            // A bare name: this server's own posts carry its name; other bare names are
+            // from servers of an older build, compared by name as they always were.
+            (Some(id), None) => origin != id.local_name && origin == self.peer_server,
+            (None, _) => origin == self.peer_server,
+        }
+    }
+
+    /// The origin a post carries on the wire: this server's own posts get its key.
+    fn wire_origin(&self, origin: &str) -> String {
+        match &self.identity {
+            Some(id) if origin == id.local_name => id.local_origin.clone(),
+            _ => origin.to_string(),
+        }
+    }
+
     pub fn new(
         window: u16,
         live_cap: usize,
@@ -111,6 +160,7 @@ impl Outbound {
             live_cap,
             hop_limit,
             peer_server,
+            identity: None,
             rooms,
             last_seq: 0,
             acked_seq: 0,
@@ -150,6 +200,7 @@ impl Outbound {
     /// the peer has it already and it is only skipped over.
     pub fn offer(&mut self, post: Arc<Post>, via_this_link: bool) {
         let space = self.space();
+        let from_peer = self.started_at_peer(&post.origin);
         let Some(room) = self.rooms.get_mut(&post.room) else {
             return;
         };
@@ -159,7 +210,7 @@ impl Outbound {
         match &mut room.mode {
             Mode::CatchUp { newer_seen, .. } => *newer_seen = true,
             Mode::Live => {
-                let skip = via_this_link || post.origin == self.peer_server;
+                let skip = via_this_link || from_peer;
                 if skip && room.live.is_empty() {
                     // Nothing queued before it, so it can be skipped right now.
                     self.hand_over(post, true);
@@ -207,7 +258,7 @@ impl Outbound {
                 continue;
             }
             // Posts that started at the peer need not go back to it.
-            let skip = post.origin == self.peer_server;
+            let skip = self.started_at_peer(&post.origin);
             if !skip && self.space() == 0 {
                 overflowed = true;
                 break;
@@ -257,7 +308,7 @@ impl Outbound {
             self.ready.push_back(WirePost {
                 room: post.room.clone(),
                 id: post.id,
-                origin: post.origin.clone(),
+                origin: self.wire_origin(&post.origin),
                 author: post.author.clone(),
                 author_ts: post.author_ts,
                 hops: post.hops.saturating_add(1),

@@ -32,6 +32,8 @@ pub struct Peer {
     pub host: String,
     pub port: u16,
     pub secret: PeerSecret,
+    /// `peers[].key` of the configuration: the only static key this peer may present.
+    pub pinned: Option<[u8; 32]>,
     pub figures: Arc<Mutex<PeerFigures>>,
     active: Mutex<Option<ActiveLink>>,
     cursors: Mutex<BTreeMap<String, u64>>,
@@ -44,6 +46,7 @@ impl Peer {
             host: cfg.host.clone(),
             port: cfg.port,
             secret: PeerSecret::new(cfg.secret.expose()),
+            pinned: cfg.pinned_key().ok().flatten(),
             figures: Arc::new(Mutex::new(PeerFigures::new(&cfg.host, cfg.port))),
             active: Mutex::new(None),
             cursors: Mutex::new(BTreeMap::new()),

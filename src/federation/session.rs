@@ -36,6 +36,8 @@ pub const REFUSALS: [&str; 4] = [
     "handshake failed",
     "not a federation handshake",
 ];
+/// State namespace of the peers' static keys pinned on first use (key: the peer's label).
+pub const PIN_NS: &str = "federation.peer_key";
 /// Deliveries taken from the hub in one go before the link seals what they produced.
 const DELIVERY_BATCH: usize = 512;
 
@@ -336,7 +338,13 @@ impl Session {
                 Action::Deliver(incoming) => {
                     let hub = self.shared.hub.clone();
                     let p = incoming.post;
-                    if p.origin == self.shared.hub.server_name() {
+                    let ours = match super::outbound::origin_key(&p.origin) {
+                        Some(key) => key.eq_ignore_ascii_case(&hex::encode(
+                            self.shared.settings.static_key.public,
+                        )),
+                        None => p.origin == self.shared.hub.server_name(),
+                    };
+                    if ours {
                         lock(&self.peer.figures).echoes_in += 1;
                     }
                     let new = NewPost {
@@ -393,7 +401,70 @@ impl Session {
         tokio::task::yield_now().await;
     }
 
+    /// Is the key the peer presents the one this peer may have? Servers are told apart by
+    /// their static key: never this server's own, never one another configured peer is linked
+    /// with, and the pinned one (`peers[].key`, else the first one seen, kept in the state).
+    fn check_identity(&self, up: &PeerUp) -> Result<(), String> {
+        let key = hex::encode(up.static_key);
+        if up.static_key == self.shared.settings.static_key.public {
+            return Err(format!(
+                "the peer presents this server's own static key {key} (a copy of this server's state?)"
+            ));
+        }
+        for other in &self.shared.peers {
+            if Arc::ptr_eq(other, &self.peer) {
+                continue;
+            }
+            let f = lock(&other.figures);
+            if f.state == PeerState::Connected && f.static_key.as_deref() == Some(key.as_str()) {
+                return Err(format!(
+                    "the peer presents static key {key}, already linked as peer {}: two peers cannot share a key",
+                    other.label
+                ));
+            }
+        }
+        let state = self.shared.hub.state();
+        let first_seen = state
+            .get(PIN_NS, &self.peer.label)
+            .ok()
+            .flatten()
+            .and_then(|v| String::from_utf8(v).ok());
+        let (pinned, source) = match (self.peer.pinned, first_seen) {
+            (Some(k), _) => (hex::encode(k), "peers[].key in the configuration"),
+            (None, Some(k)) => (k, "first seen, kept in the state"),
+            (None, None) => {
+                tracing::info!(peer = %self.peer.label, key = %key, "federation: pinned the peer's static key on first use");
+                let label = self.peer.label.clone();
+                let value = key.clone().into_bytes();
+                tokio::spawn(async move {
+                    if let Err(e) = state.put(PIN_NS, &label, value).await {
+                        tracing::warn!("federation: cannot keep the static key of {label}: {e}");
+                    }
+                });
+                return Ok(());
+            }
+        };
+        if pinned.eq_ignore_ascii_case(&key) {
+            return Ok(());
+        }
+        Err(format!(
+            "static key changed: the peer presents {key} but {pinned} is pinned ({source}); if the peer's key really changed, set peers[].key to the new key"
+        ))
+    }
+
     fn on_up(&mut self, up: PeerUp) {
+        if let Err(why) = self.check_identity(&up) {
+            tracing::error!(peer = %self.peer.label, remote = %self.remote_text(), server = %crate::textsafe::escape(&up.server), "federation link refused: {why}");
+            {
+                let mut f = lock(&self.peer.figures);
+                f.set_state(PeerState::KeyChanged);
+                f.last_error = Some(why.clone());
+            }
+            self.close_text = Some("static key refused".into());
+            self.link.shutdown(ByeReason::ProtocolError);
+            self.end_with(Ending::Rejected(why));
+            return;
+        }
         let dialer_key = match up.role {
             Role::Dialer => self.shared.settings.static_key.public,
             Role::Listener => up.static_key,
@@ -415,13 +486,14 @@ impl Session {
         tracing::info!(
             peer = %self.peer.label,
             remote = %self.remote_text(),
-            server = %up.server,
+            server = %crate::textsafe::escape(&up.server),
+            key = %hex::encode(up.static_key),
             direction,
             shared = ?up.rooms.shared,
             "federation link up"
         );
         for room in &up.rooms.psk_mismatch {
-            tracing::warn!(peer = %self.peer.label, "federation: room `{room}` exists at the peer with a different PSK; not shared");
+            tracing::warn!(peer = %self.peer.label, server = %crate::textsafe::escape(&up.server), "federation: private room `{}` exists at the peer with a different PSK (or public); not shared on this link", crate::textsafe::escape(room));
         }
         {
             let mut f = lock(&self.peer.figures);
@@ -463,6 +535,13 @@ impl Session {
                 tracing::warn!(peer = %self.peer.label, %remote, "federation handshake refused: secret mismatch");
                 self.close_text = Some("secret mismatch".into());
                 Ending::Rejected("secret mismatch".into())
+            }
+            CloseReason::HandshakeTimeout if self.up.is_none() => {
+                // Not a secret mismatch: the PSK never got checked. Counted apart.
+                lock(&self.peer.figures).truncated_handshakes += 1;
+                tracing::debug!(peer = %self.peer.label, %remote, "federation handshake timed out");
+                self.close_text = Some("handshake timed out".into());
+                Ending::Failed("handshake timed out".into())
             }
             CloseReason::Handshake(e) if self.up.is_none() => {
                 tracing::warn!(peer = %self.peer.label, %remote, "federation handshake failed: {e}");

@@ -19,6 +19,9 @@ pub enum PeerState {
     /// The last attempt was refused (wrong secret, unknown key id, rate limit); retrying with
     /// backoff.
     Rejected,
+    /// The peer presented another static key than the pinned one; refused until the pin is
+    /// changed (`peers[].key`).
+    KeyChanged,
 }
 
 impl PeerState {
@@ -28,13 +31,15 @@ impl PeerState {
             PeerState::Connected => "connected",
             PeerState::BackingOff => "backing off",
             PeerState::Rejected => "rejected",
+            PeerState::KeyChanged => "key_changed",
         }
     }
-    const ALL: [PeerState; 4] = [
+    const ALL: [PeerState; 5] = [
         PeerState::Connecting,
         PeerState::Connected,
         PeerState::BackingOff,
         PeerState::Rejected,
+        PeerState::KeyChanged,
     ];
 }
 
@@ -72,6 +77,8 @@ pub struct PeerFigures {
     /// Our private rooms the peer has under the same name with another PSK (or public).
     pub psk_mismatch_rooms: Vec<String>,
     pub malformed: u64,
+    /// Handshakes with this peer's key id that never completed (timed out before the PSK).
+    pub truncated_handshakes: u64,
     pub dropped_hop_limit: u64,
     /// Posts from the peer this server already had (another route was faster).
     pub duplicates_in: u64,
@@ -99,6 +106,7 @@ impl PeerFigures {
             room_proof_failures: 0,
             psk_mismatch_rooms: Vec::new(),
             malformed: 0,
+            truncated_handshakes: 0,
             dropped_hop_limit: 0,
             duplicates_in: 0,
             echoes_in: 0,
@@ -139,6 +147,7 @@ impl PeerFigures {
             "room_proof_failures": self.room_proof_failures,
             "psk_mismatch_rooms": self.psk_mismatch_rooms,
             "malformed": self.malformed,
+            "truncated_handshakes": self.truncated_handshakes,
             "dropped_hop_limit": self.dropped_hop_limit,
             "duplicates_in": self.duplicates_in,
             "echoes_in": self.echoes_in,
@@ -156,6 +165,8 @@ pub struct GlobalFigures {
     /// Handshake attempts refused by the per-address rate limit.
     pub rate_limited: u64,
     pub malformed_handshakes: u64,
+    /// Connections closed before their first handshake message was complete.
+    pub truncated_handshakes: u64,
 }
 
 /// Shared by the peer manager (writer) and the status board (reader).
@@ -270,6 +281,7 @@ impl StatusSource for FederationSource {
             "last_unknown_from": g.last_unknown_from,
             "rate_limited": g.rate_limited,
             "malformed_handshakes": g.malformed_handshakes,
+            "truncated_handshakes": g.truncated_handshakes,
         })
     }
 
@@ -292,6 +304,12 @@ impl StatusSource for FederationSource {
             "Federation connections that did not start with a valid handshake.",
             &[],
             g.malformed_handshakes,
+        );
+        out.counter(
+            "meshroom_federation_truncated_handshakes_total",
+            "Federation connections closed before their first handshake message was complete.",
+            &[],
+            g.truncated_handshakes,
         );
     }
 }

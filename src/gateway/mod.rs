@@ -99,7 +99,9 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     );
     let routes = http::routes(http_state, federation_route);
     let mut http_stop = stop_rx.clone();
-    let server = tokio::spawn(http::serve(listener, routes, async move {
+    let edge = http::Edge::new(&config, status_allow.clone());
+    board.register(Arc::new(http::EdgeSource(edge.clone())));
+    let server = tokio::spawn(http::serve(listener, routes, edge, async move {
         let _ = http_stop.wait_for(|stop| *stop).await;
     }));
 

@@ -315,7 +315,7 @@ pub fn room_post(post: &Post, server_name: &str) -> RoomPost {
                 _ => post.author.id.chars().take(12).collect(),
             };
             if post.origin != server_name && !name.contains('@') {
-                name = format!("{name}@{}", post.origin);
+                name = format!("{name}@{}", crate::post::origin_name(&post.origin));
             }
             PostAuthor::Named(name)
         }
@@ -346,7 +346,7 @@ pub fn outgoing(post: &Post, server_name: &str) -> OutgoingPost {
         kind: post.author.kind,
         author_name,
         remote_origin: (post.origin != server_name).then(|| post.origin.clone()),
-        origin: post.origin.clone(),
+        origin: crate::post::origin_name(&post.origin).to_string(),
         author_ts: post.author_ts.min(u64::from(u32::MAX)) as u32,
         text: post.text.clone(),
     }

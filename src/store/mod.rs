@@ -22,7 +22,7 @@ pub const DB_FILE: &str = "meshroom.db";
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the database {path} cannot be used: {reason} (move it away to start afresh; it is never overwritten)")]
+    #[error("the database {path} cannot be used: {reason}{}", advice(.reason))]
     Unreadable { path: PathBuf, reason: String },
     #[error("cannot create the state directory {path}: {source}")]
     StateDir {
@@ -48,11 +48,44 @@ pub fn db_path(state_dir: &Path) -> PathBuf {
     state_dir.join(DB_FILE)
 }
 
+/// What to do about an unusable database: a permission problem is not fixed by moving it.
+fn advice(reason: &str) -> &'static str {
+    let r = reason.to_ascii_lowercase();
+    if ["readonly", "read-only", "permission", "unable to open"]
+        .iter()
+        .any(|w| r.contains(w))
+    {
+        " (make the state directory and the database writable by the gateway's user)"
+    } else {
+        " (move it away to start afresh; it is never overwritten)"
+    }
+}
+
+/// Creates the state directory (0700: private-room history lives here) and the database file
+/// (0600, before SQLite opens it; its -wal and -shm files take the same mode).
 pub fn ensure_state_dir(state_dir: &Path) -> Result<(), StoreError> {
-    std::fs::create_dir_all(state_dir).map_err(|source| StoreError::StateDir {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    let err = |source| StoreError::StateDir {
         path: state_dir.to_path_buf(),
         source,
-    })
+    };
+    if !state_dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(state_dir)
+            .map_err(err)?;
+    }
+    let db = db_path(state_dir);
+    if !db.exists() {
+        // A read-only directory shows up when SQLite opens the database, with its advice.
+        let _ = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&db);
+    }
+    Ok(())
 }
 
 impl Reader {

@@ -8,7 +8,9 @@ mod federation_support;
 
 mod capture;
 mod channel_bridge;
+mod flood;
 mod http;
+mod identity;
 mod protocol;
 mod recovery;
 mod refusals;

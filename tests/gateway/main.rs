@@ -9,6 +9,7 @@ mod tun_support;
 
 mod channel_config;
 mod config_check;
+mod http_edge;
 mod process;
 mod reload;
 mod systemd_notify;
