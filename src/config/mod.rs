@@ -84,8 +84,13 @@ impl Config {
         }
     }
 
+    /// The room called `name`, in any case (room names are unique ignoring case).
     pub fn room(&self, name: &str) -> Option<&RoomConfig> {
-        self.rooms.iter().find(|r| r.name == name)
+        self.rooms.iter().find(|r| r.name == name).or_else(|| {
+            self.rooms
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(name))
+        })
     }
 }
 

@@ -742,7 +742,7 @@ impl Walker {
             }
             let full = join(path, spec.name);
             let message = if path.is_empty() {
-                "the file has no `rooms:` list; it needs at least one room, e.g. `rooms:` then `  - name: Public`".to_string()
+                "required section `rooms` is missing: the file needs a `rooms:` list with at least one room, e.g. `rooms:` then `  - name: Public`".to_string()
             } else {
                 format!(
                     "required key `{}` is missing ({})",
@@ -962,6 +962,10 @@ fn parsed<T: std::str::FromStr>(text: &str) -> Result<Json, Option<String>> {
 /// Thousands separated with commas, as people write ranges.
 pub fn grouped(n: i64) -> String {
     let digits = n.unsigned_abs().to_string();
+    if n.unsigned_abs() < 100_000 {
+        // Ports and the like read better without separators.
+        return n.to_string();
+    }
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
         if i > 0 && (digits.len() - i) % 3 == 0 {
@@ -1127,7 +1131,7 @@ mod tests {
     fn numbers_are_grouped() {
         assert_eq!(grouped(1_000_000), "1,000,000");
         assert_eq!(grouped(-17), "-17");
-        assert_eq!(grouped(999), "999");
+        assert_eq!(grouped(65535), "65535");
     }
 
     #[test]
@@ -1135,5 +1139,57 @@ mod tests {
         for (path, k) in leaves() {
             assert!(!k.doc.is_empty(), "{path}");
         }
+    }
+}
+
+/// The table and the typed sections must name the same keys; a field added to a section's
+/// struct needs its row here (with type, default and meaning), or the walk calls it unknown.
+#[cfg(test)]
+mod drift {
+    use super::*;
+    use serde::de::DeserializeOwned;
+
+    /// The field names serde knows for `T`, read from its "unknown field" complaint.
+    fn serde_fields<T: DeserializeOwned>() -> Vec<String> {
+        let err = serde_json::from_value::<T>(serde_json::json!({"\u{1}": 0}))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        let list = err.split_once("expected").map_or("", |(_, l)| l);
+        list.split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn names(keys: &[Key]) -> Vec<String> {
+        let mut v: Vec<String> = keys.iter().map(|k| k.name.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    fn check<T: DeserializeOwned>(section: &str, keys: &[Key]) {
+        let mut fields = serde_fields::<T>();
+        fields.sort();
+        assert_eq!(
+            fields,
+            names(keys),
+            "the `{section}` rows of src/config/schema.rs and its struct disagree"
+        );
+    }
+
+    #[test]
+    fn the_table_names_every_field() {
+        use crate::config::*;
+        check::<Config>("top level", TOP);
+        check::<ServerConfig>("server", SERVER);
+        check::<HttpConfig>("http", HTTP);
+        check::<RoomConfig>("rooms", ROOM);
+        check::<PeerConfig>("peers", PEER);
+        check::<RadioConfig>("radio", RADIO);
+        check::<TunConfig>("tun", TUN);
+        check::<FederationConfig>("federation", FEDERATION);
+        check::<MeshcoreConfig>("meshcore", MESHCORE);
     }
 }

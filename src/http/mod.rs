@@ -114,10 +114,10 @@ pub fn routes(
                         "this network may not read room history",
                     );
                 }
-                let room = decode(&room);
-                if let Err(resp) = check_room(&state.hub, &room, psk.as_deref()) {
-                    return *resp;
-                }
+                let room = match check_room(&state.hub, &decode(&room), psk.as_deref()) {
+                    Ok(configured) => configured,
+                    Err(resp) => return *resp,
+                };
                 let limit = q.limit.unwrap_or(100).min(10_000);
                 let posts = match q.after {
                     Some(after) => state.hub.history_after(&room, after, limit).await,
@@ -150,10 +150,10 @@ pub fn routes(
                         "posting is allowed from this host only",
                     );
                 }
-                let room = decode(&room);
-                if let Err(resp) = check_room(&state.hub, &room, psk.as_deref()) {
-                    return *resp;
-                }
+                let room = match check_room(&state.hub, &decode(&room), psk.as_deref()) {
+                    Ok(configured) => configured,
+                    Err(resp) => return *resp,
+                };
                 let local = match LocalPost::parse(ctype.as_deref(), &body) {
                     Ok(p) => p,
                     Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
@@ -245,7 +245,8 @@ fn decode(segment: &str) -> String {
         .into_owned()
 }
 
-fn check_room(hub: &Hub, room: &str, psk: Option<&str>) -> Result<(), Box<Response>> {
+/// The room's configured spelling (any case is accepted in the URL), or the error response.
+fn check_room(hub: &Hub, room: &str, psk: Option<&str>) -> Result<String, Box<Response>> {
     let Some(info) = hub.room(room) else {
         let msg = format!("no room named `{room}`");
         return Err(Box::new(error(StatusCode::NOT_FOUND, msg)));
@@ -256,7 +257,7 @@ fn check_room(hub: &Hub, room: &str, psk: Option<&str>) -> Result<(), Box<Respon
             return Err(Box::new(error(StatusCode::FORBIDDEN, msg)));
         }
     }
-    Ok(())
+    Ok(info.name)
 }
 
 /// Serves `routes` on `listener` until `shutdown` resolves.
