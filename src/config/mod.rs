@@ -400,9 +400,18 @@ fn validate(config: &Config, report: &mut Report<'_>) {
             .iter()
             .position(|r| r.name.eq_ignore_ascii_case(&room.name))
         {
+            let earlier = &config.rooms[first].name;
+            let note = if *earlier == room.name {
+                String::new()
+            } else {
+                format!(" (`{earlier}`: names are compared ignoring case)")
+            };
             report.error(
                 key("name"),
-                format!("room `{}` is already defined as rooms[{first}]", room.name),
+                format!(
+                    "room `{}` is already defined as rooms[{first}]{note}; give each room its own name",
+                    room.name
+                ),
             );
         }
         if room.max_history == 0 || room.max_history > rooms::MAX_HISTORY_LIMIT {
