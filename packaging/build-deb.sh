@@ -158,6 +158,7 @@ check_package() {
         ./usr/share/lintian/overrides/meshroom-gw \
         ./usr/share/man/man1/meshroom-gw.1.gz \
         ./usr/share/man/man1/meshroom-gw-run.1.gz \
+        ./usr/share/man/man5/meshroom-gw.yaml.5.gz \
         ./usr/share/bash-completion/completions/meshroom-gw \
         ./usr/share/zsh/vendor-completions/_meshroom-gw \
         ./usr/share/fish/vendor_completions.d/meshroom-gw.fish \

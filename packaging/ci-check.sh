@@ -90,9 +90,19 @@ runuser -u meshroom -- meshroom-gw check-config --config /etc/meshroom-gw/config
     fail "user meshroom cannot read the installed config"
 ok "check-config passes on the installed config, as root and as meshroom"
 man -w meshroom-gw >/dev/null && man -w meshroom-gw-run >/dev/null || fail "man pages"
+# The configuration file's own page, rendered from the key table the checker uses.
+man -w 5 meshroom-gw.yaml >/dev/null || fail "man page meshroom-gw.yaml(5) not installed"
+config_page="$(MANWIDTH=100 man 5 meshroom-gw.yaml 2>/dev/null)"
+for words in "rooms[].max_history" "1,000,000" "radio.power_dbm" "/var/lib/meshroom-gw"; do
+    grep -qF -- "$words" <<<"$config_page" || fail "meshroom-gw.yaml(5) does not mention $words"
+done
+main_page="$(MANWIDTH=100 man 1 meshroom-gw 2>/dev/null)"
+for section in EXAMPLES FILES SIGNALS "EXIT STATUS"; do
+    grep -q "^$section" <<<"$main_page" || fail "meshroom-gw(1) has no $section section"
+done
 bash -c 'source /usr/share/bash-completion/completions/meshroom-gw && complete -p meshroom-gw' >/dev/null ||
     fail "bash completion"
-ok "man pages and bash completion installed"
+ok "man pages (meshroom-gw(1) with EXAMPLES, FILES, SIGNALS, EXIT STATUS; meshroom-gw.yaml(5)) and bash completion installed"
 
 step "systemd-analyze verify (with the binary and man pages installed)"
 verify_err="$(systemd-analyze verify "/usr/lib/systemd/system/$unit" 2>&1 >/dev/null || true)"
@@ -177,7 +187,8 @@ apt-get purge -y -qq meshroom-gw >/dev/null
 leftovers=()
 for path in /etc/meshroom-gw /var/lib/meshroom-gw /usr/bin/meshroom-gw \
     /usr/lib/systemd/system/$unit /etc/systemd/system/multi-user.target.wants/$unit \
-    /usr/share/doc/meshroom-gw /usr/share/man/man1/meshroom-gw.1.gz; do
+    /usr/share/doc/meshroom-gw /usr/share/man/man1/meshroom-gw.1.gz \
+    /usr/share/man/man5/meshroom-gw.yaml.5.gz; do
     [ -e "$path" ] || [ -L "$path" ] && leftovers+=("$path")
 done
 getent passwd meshroom >/dev/null && leftovers+=("user meshroom")

@@ -59,7 +59,7 @@ pub enum ClientCommand {
         /// Rooms to log in to (repeatable).
         #[arg(long = "room", required = true)]
         rooms: Vec<String>,
-        /// Password for those rooms [default: empty, which re-uses an earlier login].
+        /// Password for those rooms; empty re-uses an earlier login.
         #[arg(long, default_value = "")]
         password: String,
         /// Stop after this many seconds [default: run until killed].

@@ -12,10 +12,10 @@ pub fn check_config(path: Option<&Path>) -> i32 {
                 eprintln!("warning: {w}");
             }
             println!(
-                "{}: OK ({} rooms, {} peers)",
+                "{}: OK ({}, {})",
                 loaded.source,
-                loaded.settings.config.rooms.len(),
-                loaded.settings.config.peers.len()
+                counted(loaded.settings.config.rooms.len(), "room"),
+                counted(loaded.settings.config.peers.len(), "peer")
             );
             0
         }
@@ -23,5 +23,14 @@ pub fn check_config(path: Option<&Path>) -> i32 {
             eprintln!("{e}");
             EXIT_CONFIG
         }
+    }
+}
+
+/// "1 room", "2 rooms", "0 peers".
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
     }
 }

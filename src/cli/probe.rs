@@ -96,7 +96,7 @@ fn probe_hardware(r: &Resolved) -> anyhow::Result<(String, bool)> {
                 what: "open SPI and GPIO",
                 ok: false,
                 detail: e.to_string(),
-                hint: Some(sx126x::probe::explain_open_error(&e)),
+                hint: open_hint(&e),
             };
             Ok(render(&head, &[step]))
         }
@@ -105,6 +105,21 @@ fn probe_hardware(r: &Resolved) -> anyhow::Result<(String, bool)> {
             let steps = probe(&mut drv);
             Ok(render(&head, &steps))
         }
+    }
+}
+
+/// What to do about an open failure, without repeating the OS error the step line already
+/// shows (the driver's explanation starts with it).
+#[cfg_attr(not(target_os = "linux"), allow(dead_code))]
+fn open_hint(e: &sx126x::HalError) -> Option<String> {
+    let text = e.to_string();
+    let explained = sx126x::probe::explain_open_error(e);
+    match explained.strip_prefix(&text) {
+        Some(rest) => {
+            let rest = rest.trim_start_matches([' ', '→']).trim();
+            (!rest.is_empty()).then(|| rest.to_string())
+        }
+        None => Some(explained),
     }
 }
 
@@ -181,5 +196,10 @@ mod tests {
         let (text, ok) = run(&cfg).expect("probe runs");
         assert!(!ok);
         assert!(text.contains("dtparam=spi=on"), "{text}");
+        assert_eq!(
+            text.matches("No such file or directory").count(),
+            1,
+            "the OS error is said once: {text}"
+        );
     }
 }

@@ -37,6 +37,15 @@ pub fn radio(action: RadioCommand, config_path: Option<&Path>) -> i32 {
     }
 }
 
+/// ", held high 12 13" for boards that need lines driven high (antenna switches, enables).
+fn held_high(pins: &[u32]) -> String {
+    if pins.is_empty() {
+        return String::new();
+    }
+    let list: Vec<String> = pins.iter().map(u32::to_string).collect();
+    format!(", held high {}", list.join(" "))
+}
+
 /// The preset tables of `meshroom-gw radio presets`.
 pub fn render_presets() -> String {
     use std::fmt::Write as _;
@@ -45,7 +54,7 @@ pub fn render_presets() -> String {
     for b in sx126x::presets::BOARDS {
         let _ = writeln!(
             out,
-            "  {:<18} {} — {} on {}, NRESET {} BUSY {} DIO1 {}{}{}{}, TCXO {}, DIO2 switch {}",
+            "  {:<18} {} — {} on {}, NRESET {} BUSY {} DIO1 {}{}{}{}{}, TCXO {}, DIO2 switch {}",
             b.name,
             b.description,
             b.chip.name(),
@@ -56,6 +65,7 @@ pub fn render_presets() -> String {
             b.cs_pin.map(|p| format!(" NSS {p}")).unwrap_or_default(),
             b.txen_pin.map(|p| format!(" TXEN {p}")).unwrap_or_default(),
             b.rxen_pin.map(|p| format!(" RXEN {p}")).unwrap_or_default(),
+            held_high(b.hold_high_pins),
             b.tcxo
                 .map(|v| format!("{} V", v.volts()))
                 .unwrap_or_else(|| "none".into()),
@@ -77,4 +87,31 @@ pub fn render_presets() -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_list_the_held_high_pins() {
+        let text = render_presets();
+        for board in sx126x::presets::BOARDS {
+            let line = text
+                .lines()
+                .find(|l| l.trim_start().starts_with(board.name))
+                .expect("a line per board");
+            assert!(line.contains(&held_high(board.hold_high_pins)), "{line}");
+        }
+        let rak = text
+            .lines()
+            .find(|l| l.contains("rak6421"))
+            .expect("rak6421");
+        assert!(rak.contains("held high 12 13"), "{rak}");
+        let pimesh = text
+            .lines()
+            .find(|l| l.contains("pimesh-1w-v2"))
+            .expect("pimesh");
+        assert!(pimesh.contains("held high 26"), "{pimesh}");
+    }
 }

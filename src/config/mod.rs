@@ -11,7 +11,9 @@ pub mod locate;
 pub mod meshcore;
 pub mod radio;
 pub mod rooms;
+pub mod schema;
 pub mod server;
+pub mod tree;
 pub mod tun;
 
 use std::fmt;
@@ -83,8 +85,13 @@ impl Config {
         }
     }
 
+    /// The room called `name`, in any case (room names are unique ignoring case).
     pub fn room(&self, name: &str) -> Option<&RoomConfig> {
-        self.rooms.iter().find(|r| r.name == name)
+        self.rooms.iter().find(|r| r.name == name).or_else(|| {
+            self.rooms
+                .iter()
+                .find(|r| r.name.eq_ignore_ascii_case(name))
+        })
     }
 }
 
@@ -176,15 +183,38 @@ pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
 
 pub fn load_file_with(path: &Path, extra: ExtraChecks) -> Result<Loaded, ConfigError> {
     let label = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+    let bytes = std::fs::read(path).map_err(|source| ConfigError::Read {
         file: label.clone(),
         source,
     })?;
-    let (config, warnings) = parse_with(&text, &label, extra)?;
+    let text = utf8(&bytes, &label)?;
+    let (config, warnings) = parse_with(text, &label, extra)?;
     Ok(Loaded {
         config,
         source: Source::File(path.to_path_buf()),
         warnings,
+    })
+}
+
+/// The file as text, or an error at the first byte that is not UTF-8.
+fn utf8<'a>(bytes: &'a [u8], file: &str) -> Result<&'a str, ConfigError> {
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let prefix = String::from_utf8_lossy(good);
+        let line = prefix.matches('\n').count() + 1;
+        let line_start = prefix.rfind('\n').map_or(0, |i| i + 1);
+        let column = prefix[line_start..].chars().count() + 1;
+        let key = locate::path_at(&prefix, line);
+        ConfigError::Invalid(vec![Issue {
+            file: file.to_string(),
+            line,
+            column,
+            key: if key.is_empty() { "rooms".into() } else { key },
+            message: format!(
+                "the file is not UTF-8 text: byte 0x{:02X} cannot start a character here; save the file as UTF-8 (editors call it \"UTF-8\" or \"Unicode\")",
+                bytes[e.valid_up_to()]
+            ),
+        }])
     })
 }
 
@@ -193,161 +223,125 @@ pub fn parse(text: &str, file: &str) -> Result<(Config, Vec<Issue>), ConfigError
     parse_with(text, file, &|_| Vec::new())
 }
 
-/// Parses and validates `text`, adding `extra`'s problems to the file's own.
+/// Parses and validates `text`, adding `extra`'s problems to the file's own. Every mistake is
+/// reported in one go, ordered by line: the schema walk (unknown keys, duplicates, types,
+/// ranges) first drops what it refused, then the typed checks run on the rest.
 pub fn parse_with(
     text: &str,
     file: &str,
     extra: ExtraChecks,
 ) -> Result<(Config, Vec<Issue>), ConfigError> {
-    let config: Config = serde_saphyr::from_str(text)
-        .map_err(|e| ConfigError::Invalid(vec![parse_issue(text, file, &e)]))?;
+    let root = match tree::parse(text) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            let what = if text.trim().is_empty() {
+                "the file is empty"
+            } else {
+                "the file holds only comments"
+            };
+            return Err(ConfigError::Invalid(vec![Issue {
+                file: file.to_string(),
+                line: 1,
+                column: 1,
+                key: "rooms".into(),
+                message: format!(
+                    "{what}; it needs at least a `rooms:` list with one room, e.g. `rooms:` then `  - name: Public` (`meshroom-gw configfile` prints a commented example)"
+                ),
+            }]));
+        }
+        Err(e) => {
+            let key = locate::path_at(text, e.line);
+            return Err(ConfigError::Invalid(vec![Issue {
+                file: file.to_string(),
+                line: e.line,
+                column: e.column,
+                key,
+                message: e.message,
+            }]));
+        }
+    };
+    let walked = schema::walk(&root);
     let mut report = Report {
         text,
         file,
+        positions: walked.positions,
+        tainted: walked.tainted,
         errors: Vec::new(),
         warnings: Vec::new(),
     };
-    validate(&config, &mut report);
-    for (key, message) in extra(&config) {
-        report.error(key, message);
-    }
-    if report.errors.is_empty() {
-        Ok((config, report.warnings))
-    } else {
-        Err(ConfigError::Invalid(report.errors))
-    }
-}
-
-fn parse_issue(text: &str, file: &str, err: &serde_saphyr::Error) -> Issue {
-    let (line, column) = err
-        .location()
-        .filter(|l| l.line() > 0)
-        .map(|l| (l.line() as usize, l.column() as usize))
-        .unwrap_or((1, 1));
-    let raw = err.without_snippet().to_string();
-    let message = humanize(strip_location(&raw));
-    let key = locate::path_at(text, line);
-    if message.starts_with("required key") {
-        // The library points past the mapping that lacks the key; name the mapping instead.
-        let parent = match key.rfind('.') {
-            Some(i) if !key.ends_with(']') => key[..i].to_string(),
-            _ if !key.ends_with(']') => String::new(),
-            _ => key,
-        };
-        let (line, column) = if parent.is_empty() {
-            (1, 1)
-        } else {
-            locate::position_of(text, &parent)
-        };
-        return Issue {
+    for f in walked.findings {
+        report.errors.push(Issue {
             file: file.to_string(),
-            line,
-            column,
-            key: parent,
-            message,
-        };
+            line: f.line,
+            column: f.column,
+            key: f.key,
+            message: f.message,
+        });
     }
-    Issue {
-        file: file.to_string(),
-        line,
-        column,
-        key,
-        message,
-    }
-}
-
-/// The YAML library appends "at line X column Y"; we print the location in front instead.
-fn strip_location(msg: &str) -> &str {
-    let first = msg.lines().next().unwrap_or(msg);
-    match first.find(" at line ") {
-        Some(i) => &first[..i],
-        None => first.trim_end(),
-    }
-}
-
-/// Rewrites serde's "unknown field `x`, expected one of `a`, `b`" into a suggestion.
-fn humanize(msg: &str) -> String {
-    let msg = msg.trim_start_matches("error: ").trim();
-    if let Some(rest) = msg.strip_prefix("unknown field `") {
-        let (given, tail) = rest.split_once('`').unwrap_or((rest, ""));
-        let expected: Vec<&str> = tail
-            .split_once("expected ")
-            .map(|(_, list)| list.trim_start_matches("one of "))
-            .map(|list| {
-                list.split(", ")
-                    .map(|k| k.trim().trim_matches('`'))
-                    .filter(|k| !k.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut out = format!("unknown key `{given}`");
-        match closest(given, &expected) {
-            Some(best) => out.push_str(&format!(" (did you mean `{best}`?)")),
-            None if !expected.is_empty() => {
-                out.push_str(&format!("; valid keys here: {}", expected.join(", ")))
+    match serde_json::from_value::<Config>(walked.json) {
+        Ok(config) => {
+            validate(&config, &mut report);
+            for (key, message) in extra(&config) {
+                report.error(key, message);
             }
-            None => {}
+            finish(report, config)
         }
-        return out;
-    }
-    if let Some(rest) = msg.strip_prefix("unknown variant `") {
-        let (given, tail) = rest.split_once('`').unwrap_or((rest, ""));
-        let choices = tail
-            .trim_start_matches(", expected ")
-            .trim_start_matches("one of ");
-        return format!("`{given}` is not a valid choice; use one of: {choices}");
-    }
-    for (ty, range) in [
-        ("u8", "0 to 255"),
-        ("u16", "0 to 65535"),
-        ("u32", "0 to 4294967295"),
-        ("u64", "0 or more"),
-    ] {
-        if msg == format!("invalid {ty}") {
-            return format!("expected a whole number from {range}");
+        Err(e) => {
+            // The walk refuses everything the typed reading would; should the two ever
+            // disagree, still say something useful.
+            if report.errors.is_empty() {
+                report.error(String::new(), format!("cannot be read: {e}"));
+            }
+            Err(ConfigError::Invalid(sorted(report.errors)))
         }
     }
-    if let Some(rest) = msg.strip_prefix("missing field `") {
-        let name = rest.split('`').next().unwrap_or(rest);
-        return format!("required key `{name}` is missing");
-    }
-    msg.to_string()
 }
 
-fn closest<'a>(given: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|c| (edit_distance(given, c), *c))
-        .filter(|(d, c)| *d <= 3.max(c.len() / 3))
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, c)| c)
+fn sorted(mut issues: Vec<Issue>) -> Vec<Issue> {
+    issues.sort_by_key(|a| (a.line, a.column));
+    issues.dedup();
+    issues
 }
 
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
-            prev = cur;
-        }
+fn finish(report: Report<'_>, config: Config) -> Result<(Config, Vec<Issue>), ConfigError> {
+    if report.errors.is_empty() {
+        Ok((config, sorted(report.warnings)))
+    } else {
+        Err(ConfigError::Invalid(sorted(report.errors)))
     }
-    row[b.len()]
 }
 
 struct Report<'a> {
     text: &'a str,
     file: &'a str,
+    /// Where each key path's value starts, from the file's tree.
+    positions: std::collections::BTreeMap<String, (usize, usize)>,
+    /// Paths the schema walk already complained about (or filled in): no second complaint.
+    tainted: Vec<String>,
     errors: Vec<Issue>,
     warnings: Vec<Issue>,
 }
 
 impl Report<'_> {
+    fn position(&self, key: &str) -> (usize, usize) {
+        let mut path = key;
+        loop {
+            if let Some(p) = self.positions.get(path) {
+                return *p;
+            }
+            match path.rfind(['.', '[']) {
+                Some(i) => path = &path[..i],
+                None => return locate::position_of(self.text, key),
+            }
+        }
+    }
+    fn is_tainted(&self, key: &str) -> bool {
+        self.tainted.iter().any(|t| {
+            key == t || (key.starts_with(t.as_str()) && key[t.len()..].starts_with(['.', '[']))
+        })
+    }
     fn issue(&self, key: String, message: String) -> Issue {
-        let (line, column) = locate::position_of(self.text, &key);
+        let (line, column) = self.position(&key);
         Issue {
             file: self.file.to_string(),
             line,
@@ -357,10 +351,16 @@ impl Report<'_> {
         }
     }
     fn error(&mut self, key: String, message: impl Into<String>) {
+        if self.is_tainted(&key) {
+            return;
+        }
         let issue = self.issue(key, message.into());
         self.errors.push(issue);
     }
     fn warn(&mut self, key: String, message: impl Into<String>) {
+        if self.is_tainted(&key) {
+            return;
+        }
         let issue = self.issue(key, message.into());
         self.warnings.push(issue);
     }
@@ -401,17 +401,26 @@ fn validate(config: &Config, report: &mut Report<'_>) {
             .iter()
             .position(|r| r.name.eq_ignore_ascii_case(&room.name))
         {
+            let earlier = &config.rooms[first].name;
+            let note = if *earlier == room.name {
+                String::new()
+            } else {
+                format!(" (`{earlier}`: names are compared ignoring case)")
+            };
             report.error(
                 key("name"),
-                format!("room `{}` is already defined as rooms[{first}]", room.name),
+                format!(
+                    "room `{}` is already defined as rooms[{first}]{note}; give each room its own name",
+                    room.name
+                ),
             );
         }
         if room.max_history == 0 || room.max_history > rooms::MAX_HISTORY_LIMIT {
             report.error(
                 key("max_history"),
                 format!(
-                    "must be between 1 and {} (got {})",
-                    rooms::MAX_HISTORY_LIMIT,
+                    "expected a whole number from 1 to {}, found {}",
+                    schema::grouped(i64::from(rooms::MAX_HISTORY_LIMIT)),
                     room.max_history
                 ),
             );

@@ -48,9 +48,9 @@ pub struct RadioConfig {
     /// Coding rate denominator 5..8 (4/5 .. 4/8), as MeshCore writes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub coding_rate: Option<u8>,
-    /// Chip output power, dBm (capped at the board's limit).
-    #[serde(default = "default_power")]
-    pub power_dbm: i8,
+    /// Chip output power, dBm; unset: the board's limit (more than that is refused).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub power_dbm: Option<i8>,
     /// Preamble length; default follows MeshCore (32 for SF ≤ 8, 16 for SF ≥ 9).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub preamble: Option<u16>,
@@ -128,7 +128,7 @@ impl Default for RadioConfig {
             bandwidth_khz: None,
             spreading_factor: None,
             coding_rate: None,
-            power_dbm: default_power(),
+            power_dbm: None,
             preamble: None,
             duty_cycle_percent: None,
             duty_cycle_window_s: default_window(),
@@ -163,10 +163,6 @@ fn default_board() -> String {
 
 fn default_region() -> String {
     "eu-uk-narrow".into()
-}
-
-fn default_power() -> i8 {
-    22
 }
 
 fn default_window() -> u64 {

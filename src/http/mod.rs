@@ -154,10 +154,10 @@ pub fn routes(
                     Ok(q) => q,
                     Err(msg) => return error(StatusCode::BAD_REQUEST, msg),
                 };
-                let room = decode(&room);
-                if let Err(resp) = check_room(&state.hub, &room, psk.as_deref()) {
-                    return *resp;
-                }
+                let room = match check_room(&state.hub, &decode(&room), psk.as_deref()) {
+                    Ok(configured) => configured,
+                    Err(resp) => return *resp,
+                };
                 let posts = match q.after {
                     Some(after) => state.hub.history_after(&room, after, q.limit).await,
                     None => state.hub.recent(&room, q.limit).await,
@@ -193,10 +193,10 @@ pub fn routes(
                 if length.is_some_and(|l| l > MAX_BODY as u64) {
                     return too_large();
                 }
-                let room = decode(&room);
-                if let Err(resp) = check_room(&state.hub, &room, psk.as_deref()) {
-                    return *resp;
-                }
+                let room = match check_room(&state.hub, &decode(&room), psk.as_deref()) {
+                    Ok(configured) => configured,
+                    Err(resp) => return *resp,
+                };
                 let body = match read_bounded(body).await {
                     Ok(b) => b,
                     Err(resp) => return resp,
@@ -394,7 +394,8 @@ fn decode(segment: &str) -> String {
         .into_owned()
 }
 
-fn check_room(hub: &Hub, room: &str, psk: Option<&str>) -> Result<(), Box<Response>> {
+/// The room's configured spelling (any case is accepted in the URL), or the error response.
+fn check_room(hub: &Hub, room: &str, psk: Option<&str>) -> Result<String, Box<Response>> {
     let Some(info) = hub.room(room) else {
         let msg = format!("no room named `{room}`");
         return Err(Box::new(error(StatusCode::NOT_FOUND, msg)));
@@ -405,5 +406,5 @@ fn check_room(hub: &Hub, room: &str, psk: Option<&str>) -> Result<(), Box<Respon
             return Err(Box::new(error(StatusCode::FORBIDDEN, msg)));
         }
     }
-    Ok(())
+    Ok(info.name)
 }

@@ -170,12 +170,14 @@ impl Hub {
         self.inner.rooms.borrow().as_ref().clone()
     }
 
+    /// The room called `name`, in any case (names are unique ignoring case); the returned
+    /// `RoomInfo` carries the configured spelling, which is what history and posts are kept under.
     pub fn room(&self, name: &str) -> Option<RoomInfo> {
-        self.inner
-            .rooms
-            .borrow()
+        let rooms = self.inner.rooms.borrow();
+        rooms
             .iter()
             .find(|r| r.name == name)
+            .or_else(|| rooms.iter().find(|r| r.name.eq_ignore_ascii_case(name)))
             .cloned()
     }
 

@@ -122,7 +122,20 @@ impl RadioConfig {
         };
         let mut lora = LoRaParams::meshcore(frequency_hz, bandwidth, sf, cr);
         lora.preamble_len = self.preamble.unwrap_or_else(|| meshcore_preamble(sf));
-        lora.power_dbm = self.power_dbm.min(board.max_power_dbm);
+        lora.power_dbm = match self.power_dbm {
+            None => board.max_power_dbm,
+            Some(p) if p > board.max_power_dbm => {
+                problems.push((
+                    "radio.power_dbm".into(),
+                    format!(
+                        "{p} dBm is more than board {} allows (at most {} dBm); set {} or less, or leave power_dbm out for the board's limit",
+                        board.name, board.max_power_dbm, board.max_power_dbm
+                    ),
+                ));
+                board.max_power_dbm
+            }
+            Some(p) => p,
+        };
         if let Err(e) = lora.validate(chip) {
             problems.push(("radio".into(), e));
         }
@@ -236,7 +249,6 @@ mod tests {
             board: "zebrahat".into(),
             region: "usa-canada".into(),
             spreading_factor: Some(9),
-            power_dbm: 22,
             busy_pin: Some(5),
             cs_pin: Some(-1),
             tcxo_volts: Some(0.0),

@@ -44,7 +44,7 @@ fn check(yaml: &str) -> (i32, String, String) {
 fn seed_config_loads_as_written() {
     let (code, stdout, stderr) = check(SEED);
     assert_eq!(code, 0, "stdout: {stdout}\nstderr: {stderr}");
-    assert!(stdout.contains("3 rooms, 1 peers"), "{stdout}");
+    assert!(stdout.contains("3 rooms, 1 peer)"), "{stdout}");
     // No secret ever appears in what check-config prints.
     for secret in ["secretkeyhere", "clubsecretkey", "shared-peer-secret"] {
         assert!(!stdout.contains(secret) && !stderr.contains(secret));
@@ -117,13 +117,13 @@ const BROKEN: &[(&str, usize, &str, &str)] = &[
         "rooms:\n  - name: A\n    max_history: 0\n",
         3,
         "rooms[0].max_history",
-        "between 1 and",
+        "from 1 to 1,000,000",
     ),
     (
         "rooms:\n  - name: A\n    max_history: 99999999\n",
         3,
         "rooms[0].max_history",
-        "between 1 and",
+        "from 1 to 1,000,000",
     ),
     (
         "rooms:\n  - name: A\n    max_history: lots\n",
@@ -141,7 +141,7 @@ const BROKEN: &[(&str, usize, &str, &str)] = &[
         "rooms:\n  - name: A\npeers:\n  - host: h\n    port: 0\n    secret: s\n",
         5,
         "peers[0].port",
-        "port 0",
+        "from 1 to 65535, found `0`",
     ),
     (
         "rooms:\n  - name: A\npeers:\n  - host: h\n    secret: \"\"\n",
@@ -197,7 +197,7 @@ const BROKEN: &[(&str, usize, &str, &str)] = &[
         "rooms:\n  - name: A\n    port: 0\n",
         3,
         "rooms[0].port",
-        "port 0",
+        "from 1 to 65535, found `0`",
     ),
     ("rooms:\n  - name: A\n   bad indent: [\n", 3, "", ""),
     (

@@ -9,6 +9,7 @@ mod tun_support;
 
 mod channel_config;
 mod config_check;
+mod config_errors;
 mod http_edge;
 mod process;
 mod reload;
