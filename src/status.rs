@@ -189,6 +189,8 @@ impl StatusBoard {
                         "local": tally.posts_in(AuthorKind::Local),
                     },
                     "last_post_at": tally.last_post_at,
+                    "posts_per_hour": hub.tallies().hourly(&room.name),
+                    "participants": hub.participants().list(&room.name),
                 })
             })
             .collect();

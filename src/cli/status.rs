@@ -234,7 +234,10 @@ mod tests {
         ]});
         let text = super::remote_people(&s);
         assert!(text.contains("Public: 3"), "{text}");
-        assert!(text.contains("at carol: 2 (radio 2, ip 0, local 0): Ana"), "{text}");
+        assert!(
+            text.contains("at carol: 2 (radio 2, ip 0, local 0): Ana"),
+            "{text}"
+        );
         assert!(!text.contains("Ops"), "{text}");
     }
 

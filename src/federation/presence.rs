@@ -116,7 +116,7 @@ mod tests {
     use super::*;
     use crate::hub::{AuthorKind, Participant};
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn reports_only_shared_rooms_and_only_changes() {
         let parts = Participants::default();
         let mut r = Reporter::new(&parts);

@@ -17,6 +17,9 @@ use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Reply};
 
+pub mod dashboard;
+pub mod events;
+
 use crate::hub::{Author, AuthorKind, Hub, HubError, NewPost, Submitted, Via};
 use crate::status::StatusBoard;
 
@@ -198,6 +201,10 @@ pub fn routes(
         .or(history)
         .unify()
         .or(post)
+        .unify()
+        .or(dashboard::routes(state.clone()))
+        .unify()
+        .or(events::route(state.clone()))
         .unify();
     let all = match extra {
         Some(extra) => extra.or(ours).unify().boxed(),

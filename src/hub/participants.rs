@@ -133,7 +133,10 @@ impl Participants {
         let changed = if presence.total() == 0 {
             servers.remove(server).is_some()
         } else {
-            servers.insert(server.to_string(), presence.clone()).as_ref() != Some(&presence)
+            servers
+                .insert(server.to_string(), presence.clone())
+                .as_ref()
+                != Some(&presence)
         };
         if servers.is_empty() {
             remote.remove(room);
