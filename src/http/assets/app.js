@@ -35,7 +35,7 @@ function clock(unix) {
 
 // A small bar chart: values oldest first.
 function bars(values, title, unit) {
-  const w = 240, h = 60, n = Math.max(values.length, 1), max = Math.max(1, ...values);
+  const w = 240, h = 60, n = Math.max(values.length, 1), top = Math.max(0, ...values), max = Math.max(1, top);
   const svg = document.createElementNS(SVG, "svg");
   svg.setAttribute("viewBox", `0 0 ${w} ${h}`);
   svg.setAttribute("preserveAspectRatio", "none");
@@ -55,7 +55,7 @@ function bars(values, title, unit) {
     r.append(t);
     svg.append(r);
   });
-  return el("div", { class: "chart" }, el("div", { class: "title" }, `${title} (max ${max}, total ${total} ${unit})`), svg);
+  return el("div", { class: "chart" }, el("div", { class: "title" }, `${title} (max ${top}, total ${total} ${unit})`), svg);
 }
 
 function socatLine(tun, room) {
@@ -83,6 +83,14 @@ function addPost(p, fresh) {
   c.posts.append(postItem(p, fresh));
   while (c.posts.children.length > 200) c.posts.firstChild.remove();
   c.posts.scrollTop = c.posts.scrollHeight;
+  if (fresh) soon();
+}
+
+// A live post changes the room's figures: refresh them shortly (one read for a burst).
+let soonTimer = null;
+function soon() {
+  if (soonTimer) return;
+  soonTimer = setTimeout(() => { soonTimer = null; loadStatus(); }, 700);
 }
 
 async function loadHistory(room) {
