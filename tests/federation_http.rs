@@ -45,6 +45,7 @@ async fn federation_answers_any_address_but_status_stays_private() {
             hub,
             board,
             status_allow: Arc::new(RwLock::new(config.http.status_allow.clone())),
+            shutdown: ctx.shutdown.clone(),
         },
         fed,
     );

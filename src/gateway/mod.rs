@@ -91,6 +91,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         hub: hub.clone(),
         board: board.clone(),
         status_allow: status_allow.clone(),
+        shutdown: stop_rx.clone(),
     };
     let listener = bind(config.http.listen).await?;
     tracing::info!(

@@ -7,16 +7,19 @@
 //! - Events: `ready` once (server and rooms streamed), `post` per committed post (the post as
 //!   JSON, plus `via`, the side it came in on), `status` when who is in a room changes here or
 //!   at a peer (debounced; fetch `/status`). A comment every 15 s keeps proxies from timing out.
-//! - Each subscriber has its own task reading the hub's broadcast (which never waits for
-//!   anyone) into a bounded queue of [`QUEUE`] events; a client that lets its queue fill is
-//!   dropped, so a stalled reader costs at most that queue and never slows the hub.
+//! - One dispatcher task reads the hub's broadcast (which never waits for anyone), serialises
+//!   each post once and offers it, without waiting, to the bounded queue ([`QUEUE`] events) of
+//!   each subscriber that may see its room. A client that lets its queue fill is dropped, so a
+//!   stalled reader costs at most that queue and never slows the hub; subscribers of other
+//!   rooms are not even woken. A client that went away is noticed at the next event or
+//!   keepalive and its slot freed.
 //! - At most [`MAX_SUBSCRIBERS`] at once; beyond, 503.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -33,7 +36,7 @@ use crate::hub::{Delivery, Hub, Rooms};
 use crate::status::{Metrics, StatusSource};
 
 /// Concurrent `/events` subscribers at most.
-pub const MAX_SUBSCRIBERS: usize = 64;
+pub const MAX_SUBSCRIBERS: usize = 256;
 /// Events queued per subscriber before it counts as stalled and is dropped.
 pub const QUEUE: usize = 256;
 /// Quiet time before a `status` event goes out after membership changes.
@@ -87,6 +90,51 @@ impl StatusSource for EventsStatus {
             &[],
             f.refused_full.load(Ordering::Relaxed),
         );
+    }
+}
+
+/// One client of `/events`.
+struct Subscriber {
+    scope: Scope,
+    visible: HashSet<String>,
+    tx: mpsc::Sender<Event>,
+    _slot: Slot,
+}
+
+impl Subscriber {
+    /// Offers an event without waiting; false when the client is gone or stalled (drop it).
+    fn offer(&self, e: Event, figures: &Figures) -> bool {
+        match self.tx.try_send(e) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                figures.dropped_slow.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!("/events: dropping a subscriber that stopped reading");
+                false
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        }
+    }
+}
+
+/// The subscribers and the one task that feeds them.
+struct Dispatch {
+    hub: Hub,
+    shutdown: tokio::sync::watch::Receiver<bool>,
+    figures: Arc<Figures>,
+    subscribers: Mutex<Vec<Subscriber>>,
+    started: Once,
+}
+
+impl Dispatch {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Subscriber>> {
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Offers `make()` to every subscriber for which `wants` holds, dropping those that fail.
+    fn offer_all(&self, wants: impl Fn(&Subscriber) -> bool, mut make: impl FnMut() -> Event) {
+        let figures = &self.figures;
+        self.lock()
+            .retain(|s| !wants(s) || s.offer(make(), figures));
     }
 }
 
@@ -146,6 +194,13 @@ pub fn route(state: HttpState) -> BoxedFilter<(Response,)> {
     state
         .board
         .register(Arc::new(EventsStatus(figures.clone())));
+    let dispatch = Arc::new(Dispatch {
+        hub: state.hub.clone(),
+        shutdown: state.shutdown.clone(),
+        figures: figures.clone(),
+        subscribers: Mutex::new(Vec::new()),
+        started: Once::new(),
+    });
     warp::path!("events")
         .and(warp::get())
         .and(warp::addr::remote())
@@ -172,6 +227,9 @@ pub fn route(state: HttpState) -> BoxedFilter<(Response,)> {
                         Scope::Room { name, psk }
                     }
                 };
+                if *state.shutdown.borrow() {
+                    return error(StatusCode::SERVICE_UNAVAILABLE, "the gateway is stopping");
+                }
                 let Some(slot) = Slot::take(&figures) else {
                     figures.refused_full.fetch_add(1, Ordering::Relaxed);
                     return error(
@@ -180,8 +238,22 @@ pub fn route(state: HttpState) -> BoxedFilter<(Response,)> {
                     );
                 };
                 figures.served.fetch_add(1, Ordering::Relaxed);
+                dispatch.started.call_once(|| {
+                    tokio::spawn(run(dispatch.clone()));
+                });
                 let (tx, rx) = mpsc::channel::<Event>(QUEUE);
-                tokio::spawn(pump(state.hub.clone(), scope, tx, slot));
+                let visible = scope.visible(&state.hub.watch_rooms().borrow());
+                let mut names: Vec<&String> = visible.iter().collect();
+                names.sort();
+                let ready = json!({ "server": state.hub.server_name(), "rooms": names });
+                // A fresh queue has room for the first event.
+                let _ = tx.try_send(Event::default().event("ready").data(ready.to_string()));
+                dispatch.lock().push(Subscriber {
+                    scope,
+                    visible,
+                    tx,
+                    _slot: slot,
+                });
                 let stream = futures_util::stream::unfold(rx, |mut rx| async move {
                     rx.recv().await.map(|e| (Ok::<_, Infallible>(e), rx))
                 });
@@ -192,69 +264,58 @@ pub fn route(state: HttpState) -> BoxedFilter<(Response,)> {
         .boxed()
 }
 
-fn post_event(d: &Delivery) -> Option<Event> {
+/// A post as the `data` of a `post` event, serialised once for all subscribers.
+fn post_data(d: &Delivery) -> Option<String> {
     let mut v = serde_json::to_value(&*d.post).ok()?;
     v["via"] = json!(d.via.side.as_str());
-    Some(
-        Event::default()
-            .event("post")
-            .id(d.post.id.to_string())
-            .data(v.to_string()),
-    )
+    Some(v.to_string())
 }
 
-/// One subscriber: hub → bounded queue. Ends when the client goes away, falls [`QUEUE`] events
-/// behind, or the hub closes.
-async fn pump(hub: Hub, scope: Scope, tx: mpsc::Sender<Event>, slot: Slot) {
+/// The dispatcher: hub → every subscriber's queue. Runs until the gateway stops.
+async fn run(dispatch: Arc<Dispatch>) {
+    let hub = dispatch.hub.clone();
     let mut posts = hub.subscribe();
+    let mut shutdown = dispatch.shutdown.clone();
     let mut rooms = hub.watch_rooms();
-    let mut visible = scope.visible(&rooms.borrow_and_update());
     let mut local = hub.participants().watch();
     let mut remote = hub.participants().watch_remote();
     local.mark_unchanged();
     remote.mark_unchanged();
     let mut status_due: Option<tokio::time::Instant> = None;
     let mut keepalive = tokio::time::interval(KEEPALIVE);
-    keepalive.tick().await;
-    let mut names: Vec<&String> = visible.iter().collect();
-    names.sort();
-    let ready = json!({ "server": hub.server_name(), "rooms": names });
-    let send = |tx: &mpsc::Sender<Event>, e: Event| match tx.try_send(e) {
-        Ok(()) => true,
-        Err(mpsc::error::TrySendError::Full(_)) => {
-            slot.0.dropped_slow.fetch_add(1, Ordering::Relaxed);
-            tracing::debug!("/events: dropping a subscriber that stopped reading");
-            false
-        }
-        Err(mpsc::error::TrySendError::Closed(_)) => false,
-    };
-    if !send(&tx, Event::default().event("ready").data(ready.to_string())) {
-        return;
-    }
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let due = status_due;
         tokio::select! {
             d = posts.recv() => match d {
                 Ok(d) => {
-                    if visible.contains(&d.post.room) {
-                        if let Some(e) = post_event(&d) {
-                            if !send(&tx, e) {
-                                return;
-                            }
-                        }
-                    }
+                    let room = d.post.room.as_str();
+                    let mut data = None;
+                    let id = d.post.id.to_string();
+                    dispatch.offer_all(
+                        |s| s.visible.contains(room),
+                        || {
+                            let data = data.get_or_insert_with(|| post_data(&d).unwrap_or_default());
+                            Event::default().event("post").id(id.clone()).data(data.clone())
+                        },
+                    );
                 }
                 Err(broadcast::error::RecvError::Lagged(n)) => {
-                    // This task, not the client, fell behind the hub: say so and go on.
-                    let e = Event::default().event("lagged").data(json!({"missed": n}).to_string());
-                    if !send(&tx, e) {
-                        return;
-                    }
+                    // The dispatcher itself fell behind the hub: say so (clients may re-read
+                    // history) and go on.
+                    let data = json!({ "missed": n }).to_string();
+                    dispatch.offer_all(|_| true, || Event::default().event("lagged").data(data.clone()));
                 }
-                Err(broadcast::error::RecvError::Closed) => return,
+                Err(broadcast::error::RecvError::Closed) => {
+                    dispatch.lock().clear();
+                    return;
+                }
             },
             Ok(()) = rooms.changed() => {
-                visible = scope.visible(&rooms.borrow_and_update());
+                let list = rooms.borrow_and_update().clone();
+                for s in dispatch.lock().iter_mut() {
+                    s.visible = s.scope.visible(&list);
+                }
             }
             Ok(()) = local.changed(), if due.is_none() => {
                 status_due = Some(tokio::time::Instant::now() + STATUS_DEBOUNCE);
@@ -266,17 +327,18 @@ async fn pump(hub: Hub, scope: Scope, tx: mpsc::Sender<Event>, slot: Slot) {
                 status_due = None;
                 local.mark_unchanged();
                 remote.mark_unchanged();
-                let e = Event::default().event("status").data(r#"{"changed":"participants"}"#);
-                if !send(&tx, e) {
-                    return;
-                }
+                dispatch.offer_all(|_| true, || {
+                    Event::default().event("status").data(r#"{"changed":"participants"}"#)
+                });
+            }
+            _ = shutdown.wait_for(|stop| *stop) => {
+                // Ending every stream lets the HTTP server's graceful shutdown finish.
+                dispatch.lock().clear();
+                return;
             }
             _ = keepalive.tick() => {
-                if !send(&tx, Event::default().comment("keepalive")) {
-                    return;
-                }
+                dispatch.offer_all(|_| true, || Event::default().comment("keepalive"));
             }
-            () = tx.closed() => return,
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct HttpState {
     pub board: StatusBoard,
     /// Networks allowed to read status; replaced on reload.
     pub status_allow: Arc<RwLock<Vec<IpNet>>>,
+    /// Turns true when the gateway stops: open `/events` streams end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl HttpState {
