@@ -95,7 +95,7 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
     };
     let listener = bind(config.http.listen).await?;
     tracing::info!(
-        "HTTP on http://{}: /status, /metrics, /rooms/NAME/posts",
+        "HTTP on http://{}: / (dashboard), /events, /status, /metrics, /rooms/NAME/posts",
         config.http.listen
     );
     let routes = http::routes(http_state, federation_route);
