@@ -31,7 +31,7 @@ use warp::reply::Response;
 use warp::sse::Event;
 use warp::{Filter, Reply};
 
-use super::{decode, error, HttpState, PSK_HEADER};
+use super::{error, HttpState, PSK_HEADER};
 use crate::hub::{Delivery, Hub, Rooms};
 use crate::status::{Metrics, StatusSource};
 
@@ -212,7 +212,8 @@ pub fn route(state: HttpState) -> BoxedFilter<(Response,)> {
                     return error(StatusCode::FORBIDDEN, "this network may not read /events");
                 }
                 let psk = header_psk.or(q.psk).unwrap_or_default();
-                let scope = match q.room.map(|r| decode(&r)) {
+                // The query is already percent-decoded by warp.
+                let scope = match q.room {
                     None => Scope::Public,
                     Some(name) => {
                         let Some(info) = state.hub.room(&name) else {
