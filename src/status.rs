@@ -151,6 +151,24 @@ impl StatusBoard {
             .map(|room| {
                 let counts = hub.participants().counts(&room.name);
                 let tally = hub.tallies().get(&room.name);
+                let remote = hub.participants().remote(&room.name);
+                let here = counts.total - counts.peer;
+                let federation_total = here + remote.values().map(|p| p.total()).sum::<usize>();
+                let remote: serde_json::Map<String, Value> = remote
+                    .into_iter()
+                    .map(|(server, p)| {
+                        let names: Vec<Value> = p
+                            .names
+                            .iter()
+                            .map(|(kind, name)| json!({"kind": kind.as_str(), "name": name}))
+                            .collect();
+                        let v = json!({
+                            "total": p.total(), "radio": p.radio, "ip": p.ip,
+                            "local": p.local, "names": names,
+                        });
+                        (server, v)
+                    })
+                    .collect();
                 json!({
                     "name": room.name,
                     "description": room.description,
@@ -160,6 +178,8 @@ impl StatusBoard {
                         "radio": counts.radio,
                         "ip": counts.ip,
                         "peer": counts.peer,
+                        "remote": remote,
+                        "federation_total": federation_total,
                     },
                     "history": { "count": tally.history, "max": room.max_history },
                     "posts_in": {
@@ -170,6 +190,8 @@ impl StatusBoard {
                         "channel": tally.posts_in(AuthorKind::Channel),
                     },
                     "last_post_at": tally.last_post_at,
+                    "posts_per_hour": hub.tallies().hourly(&room.name),
+                    "participants": hub.participants().list(&room.name),
                 })
             })
             .collect();

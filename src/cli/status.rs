@@ -88,6 +88,7 @@ pub fn render_status(s: &Value) -> String {
     for line in channel_lines(&s["meshcore"]["rooms"]) {
         let _ = writeln!(out, "{line}");
     }
+    out.push_str(&remote_people(s));
     if let Some(line) = crate::radio::status::status_line(&s["radio"]) {
         let _ = writeln!(out, "\n{line}");
     }
@@ -203,6 +204,50 @@ fn channel_lines(rooms: &Value) -> Vec<String> {
     out
 }
 
+/// People present at federated servers, per room (`clients.remote` of `/status`); empty when
+/// no peer reports anyone.
+fn remote_people(s: &Value) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::new();
+    for room in s["rooms"].as_array().into_iter().flatten() {
+        let clients = &room["clients"];
+        let Some(remote) = clients["remote"].as_object().filter(|r| !r.is_empty()) else {
+            continue;
+        };
+        if out.is_empty() {
+            let _ = writeln!(out, "\nPEOPLE AT PEERS (room: federation-wide total)");
+        }
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            room["name"].as_str().unwrap_or("?"),
+            clients["federation_total"].as_u64().unwrap_or(0)
+        );
+        for (server, p) in remote {
+            let names: Vec<&str> = p["names"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|n| n["name"].as_str())
+                .collect();
+            let _ = writeln!(
+                out,
+                "    at {server}: {} (radio {}, ip {}, local {}){}",
+                p["total"].as_u64().unwrap_or(0),
+                p["radio"].as_u64().unwrap_or(0),
+                p["ip"].as_u64().unwrap_or(0),
+                p["local"].as_u64().unwrap_or(0),
+                if names.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", names.join(", "))
+                }
+            );
+        }
+    }
+    out
+}
+
 fn human_duration(s: u64) -> String {
     match s {
         0..=59 => format!("{s}s"),
@@ -229,6 +274,23 @@ mod tests {
             lines[0]
         );
         assert!(lines[0].contains("sent 4"), "{}", lines[0]);
+    }
+
+    #[test]
+    fn people_at_peers_are_listed_per_room() {
+        let s = serde_json::json!({"rooms": [
+            {"name": "Public", "clients": {"federation_total": 3, "remote": {
+                "carol": {"total": 2, "radio": 2, "ip": 0, "local": 0,
+                          "names": [{"kind": "radio", "name": "Ana"}]}}}},
+            {"name": "Ops", "clients": {"federation_total": 0, "remote": {}}}
+        ]});
+        let text = super::remote_people(&s);
+        assert!(text.contains("Public: 3"), "{text}");
+        assert!(
+            text.contains("at carol: 2 (radio 2, ip 0, local 0): Ana"),
+            "{text}"
+        );
+        assert!(!text.contains("Ops"), "{text}");
     }
 
     #[test]

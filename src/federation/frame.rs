@@ -16,6 +16,8 @@
 //! Ping   (4): nonce:u64
 //! Pong   (5): nonce:u64
 //! Bye    (6): reason:u8           the sender is ending the link on purpose
+//! Presence (7): room:str radio:u16 ip:u16 local:u16 names:u16{kind:u8 name:str}
+//!             who is present at the sender's end of a shared room (replaces the last one)
 //! ```
 
 use super::codec::{Malformed, Reader, Writer};
@@ -38,6 +40,20 @@ const T_ACK: u8 = 3;
 const T_PING: u8 = 4;
 const T_PONG: u8 = 5;
 const T_BYE: u8 = 6;
+const T_PRESENCE: u8 = 7;
+/// Display names one presence frame carries at most (the counts stay exact).
+pub const MAX_PRESENCE_NAMES: usize = 64;
+
+/// Who is present at the sender's end of one shared room: counts by side and display names
+/// (never keys). See `presence`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WirePresence {
+    pub room: String,
+    pub radio: u16,
+    pub ip: u16,
+    pub local: u16,
+    pub names: Vec<(AuthorKind, String)>,
+}
 
 /// First frame each side sends once the handshake is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +122,7 @@ pub enum Frame {
     Ping { nonce: u64 },
     Pong { nonce: u64 },
     Bye(ByeReason),
+    Presence(WirePresence),
 }
 
 fn kind_code(k: AuthorKind) -> u8 {
@@ -184,6 +201,19 @@ impl Frame {
                 w.u8(T_BYE);
                 w.u8(reason.code());
             }
+            Frame::Presence(p) => {
+                w.u8(T_PRESENCE);
+                w.string(&p.room, MAX_NAME);
+                w.u16(p.radio);
+                w.u16(p.ip);
+                w.u16(p.local);
+                let names = &p.names[..p.names.len().min(MAX_PRESENCE_NAMES)];
+                w.u16(names.len() as u16);
+                for (kind, name) in names {
+                    w.u8(kind_code(*kind));
+                    w.string(name, MAX_NAME);
+                }
+            }
         }
     }
 
@@ -257,6 +287,28 @@ impl Frame {
                 nonce: r.u64("pong")?,
             },
             T_BYE => Frame::Bye(ByeReason::from_code(r.u8("bye reason")?)),
+            T_PRESENCE => {
+                let room = r.string(MAX_NAME, "presence room")?;
+                let radio = r.u16("presence radio")?;
+                let ip = r.u16("presence ip")?;
+                let local = r.u16("presence local")?;
+                let n = usize::from(r.u16("presence names")?);
+                if n > MAX_PRESENCE_NAMES {
+                    return Err(Malformed("presence name count"));
+                }
+                let mut names = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let kind = kind_from(r.u8("presence kind")?)?;
+                    names.push((kind, r.string(MAX_NAME, "presence name")?));
+                }
+                Frame::Presence(WirePresence {
+                    room,
+                    radio,
+                    ip,
+                    local,
+                    names,
+                })
+            }
             _ => return Err(Malformed("unknown frame type")),
         };
         r.finish("trailing bytes in frame")?;
@@ -354,6 +406,13 @@ mod tests {
             Frame::Ping { nonce: 5 },
             Frame::Pong { nonce: 5 },
             Frame::Bye(ByeReason::DuplicateLink),
+            Frame::Presence(WirePresence {
+                room: "lobby".into(),
+                radio: 2,
+                ip: 1,
+                local: 0,
+                names: vec![(AuthorKind::Radio, "Ana".into())],
+            }),
         ];
         let mut batch = Batch::default();
         for f in &frames {

@@ -13,7 +13,9 @@ use snow::{HandshakeState, TransportState};
 use thiserror::Error;
 
 use super::codec::Malformed;
-use super::frame::{parse_batch, Batch, ByeReason, Frame, Hello, WirePost, PROTOCOL_VERSION};
+use super::frame::{
+    parse_batch, Batch, ByeReason, Frame, Hello, WirePost, WirePresence, PROTOCOL_VERSION,
+};
 use super::handshake::{self, HandshakeError, StaticKey, MAX_NOISE_MESSAGE};
 use super::inbound::Inbound;
 use super::outbound::{OutEvent, Outbound};
@@ -96,6 +98,8 @@ pub enum Action {
         room: String,
         room_ts: u64,
     },
+    /// The peer says who is present at its end of a shared room.
+    Presence(WirePresence),
     /// The link is over; send anything queued before, then drop the connection.
     Close(CloseReason),
 }
@@ -438,6 +442,23 @@ impl Link {
                 }
             }
             Frame::Bye(r) => self.close(CloseReason::PeerBye(r)),
+            Frame::Presence(p) => {
+                if !shared.contains(&p.room) {
+                    return self.close(CloseReason::Protocol(
+                        "presence for a room that is not shared",
+                    ));
+                }
+                self.actions.push_back(Action::Presence(p));
+            }
+        }
+    }
+
+    /// Tells the peer who is present here in a room; only for rooms this link shares.
+    pub fn presence(&mut self, p: WirePresence) {
+        if let Phase::Up { shared, .. } = &self.phase {
+            if shared.contains(&p.room) {
+                self.frames.push_back(Frame::Presence(p));
+            }
         }
     }
 

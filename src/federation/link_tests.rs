@@ -43,6 +43,7 @@ struct Out {
     fetches: Vec<(String, u64, usize)>,
     cursors: Vec<(String, u64)>,
     closes: Vec<CloseReason>,
+    presences: Vec<super::frame::WirePresence>,
 }
 
 fn drain(link: &mut Link) -> Out {
@@ -58,6 +59,7 @@ fn drain(link: &mut Link) -> Out {
                 limit,
             } => o.fetches.push((room, after_ts, limit)),
             Action::SaveCursor { room, room_ts } => o.cursors.push((room, room_ts)),
+            Action::Presence(p) => o.presences.push(p),
             Action::Close(r) => o.closes.push(r),
         }
     }
@@ -117,6 +119,7 @@ fn merge(into: &mut Out, from: Out) {
     into.fetches.extend(from.fetches);
     into.cursors.extend(from.cursors);
     into.closes.extend(from.closes);
+    into.presences.extend(from.presences);
 }
 
 fn connect(
@@ -383,4 +386,30 @@ fn a_post_for_an_unshared_room_ends_the_link() {
     // Not shared on A either, so A never sends it.
     p.a.offer(Arc::new(post("secret", 1, "x")), false);
     assert!(drain(&mut p.a).sends.is_empty());
+}
+
+#[test]
+fn presence_goes_only_for_shared_rooms() {
+    use super::frame::WirePresence;
+    let mut p = connect(
+        &[("lobby", None), ("club", Some("a-psk"))],
+        &[("lobby", None), ("club", Some("b-psk"))],
+        "s3cret",
+        "s3cret",
+    )
+    .unwrap();
+    let report = |room: &str| WirePresence {
+        room: room.into(),
+        radio: 1,
+        ip: 0,
+        local: 0,
+        names: vec![(AuthorKind::Radio, "Ana".into())],
+    };
+    // `club` differs in PSK, so it is not shared: the link refuses to send it.
+    p.a.presence(report("club"));
+    p.a.presence(report("lobby"));
+    merge(&mut p.a_out, drain(&mut p.a));
+    p.pump();
+    assert_eq!(p.b_out.presences, vec![report("lobby")]);
+    assert!(p.b_out.closes.is_empty());
 }

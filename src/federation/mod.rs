@@ -14,7 +14,7 @@
 //! link over a [`wire`] and bridges it with the hub; [`registry`] is the state both share (the
 //! peers, one link per pair, the hub and settings); [`cursors`] are the per-(peer, room) sync
 //! cursors in the state store; [`keyfile`] keeps the static key; [`status`] is what `/status`
-//! and `/metrics` show. Dependencies run manager → session → registry/cursors, never back.
+//! and `/metrics` show; [`presence`] tells peers who is in each shared room. Dependencies run manager → session → registry/cursors, never back.
 pub mod backoff;
 pub mod codec;
 pub mod cursors;
@@ -28,6 +28,7 @@ pub mod link;
 mod link_tests;
 pub mod manager;
 pub mod outbound;
+pub mod presence;
 pub mod registry;
 pub mod rooms;
 pub mod secret;

@@ -21,6 +21,7 @@ use super::cursors::CURSOR_NS;
 use super::frame::ByeReason;
 use super::handshake::HandshakeError;
 use super::link::{Action, CloseReason, Link, PeerUp};
+use super::presence;
 use super::registry::{Peer, Shared};
 use super::rooms::Role;
 use super::status::{lock, PeerState};
@@ -138,6 +139,8 @@ pub struct Session {
     ending: Option<Ending>,
     /// A close reason for the peer's WebSocket close frame.
     close_text: Option<String>,
+    /// Tells the peer who is present here in each shared room.
+    presence: presence::Reporter,
 }
 
 impl Session {
@@ -174,6 +177,7 @@ impl Session {
         let cursors = CursorSaver::start(&shared, &peer);
         let (kick_tx, kick_rx) = mpsc::channel(1);
         let link_id = shared.next_link_id();
+        let presence = presence::Reporter::new(shared.hub.participants());
         Session {
             shared,
             peer,
@@ -194,6 +198,7 @@ impl Session {
             seen_hop: 0,
             ending: None,
             close_text: None,
+            presence,
         }
     }
 
@@ -244,6 +249,7 @@ impl Session {
                     }
                 }
                 _ = tokio::time::sleep_until(deadline) => self.link.tick(std::time::Instant::now()),
+                _ = self.presence.ready(), if self.registered => self.report_presence(),
                 Some(()) = self.kick_rx.recv() => self.link.shutdown(ByeReason::DuplicateLink),
                 _ = shutdown.changed() => self.link.shutdown(ByeReason::Shutdown),
             }
@@ -394,6 +400,11 @@ impl Session {
                     self.peer.note_cursor(&room, room_ts);
                     self.cursors.save(room, room_ts);
                 }
+                Action::Presence(p) => {
+                    if let Some(up) = &self.up {
+                        presence::received(self.shared.hub.participants(), &up.server, p);
+                    }
+                }
                 Action::Close(reason) => self.on_close(reason),
             }
         }
@@ -450,6 +461,16 @@ impl Session {
         Err(format!(
             "static key changed: the peer presents {key} but {pinned} is pinned ({source}); if the peer's key really changed, set peers[].key to the new key"
         ))
+    }
+
+    fn report_presence(&mut self) {
+        let Some(up) = &self.up else { return };
+        let reports = self
+            .presence
+            .reports(self.shared.hub.participants(), &up.rooms.shared);
+        for p in reports {
+            self.link.presence(p);
+        }
     }
 
     fn on_up(&mut self, up: PeerUp) {
@@ -515,6 +536,7 @@ impl Session {
             self.shared.hub.participants().join(room, p);
         }
         self.up = Some(up);
+        self.presence.now();
     }
 
     fn on_close(&mut self, reason: CloseReason) {
@@ -595,6 +617,10 @@ impl Session {
                         .participants()
                         .leave(room, AuthorKind::Peer, &self.peer.label);
                 }
+                self.shared
+                    .hub
+                    .participants()
+                    .clear_remote(&up.server, &up.rooms.shared);
             }
             let mut f = lock(&self.peer.figures);
             f.shared_rooms.clear();

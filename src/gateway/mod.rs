@@ -91,10 +91,11 @@ pub async fn run(prepared: Prepared) -> anyhow::Result<()> {
         hub: hub.clone(),
         board: board.clone(),
         status_allow: status_allow.clone(),
+        shutdown: stop_rx.clone(),
     };
     let listener = bind(config.http.listen).await?;
     tracing::info!(
-        "HTTP on http://{}: /status, /metrics, /rooms/NAME/posts",
+        "HTTP on http://{}: / (dashboard), /events, /status, /metrics, /rooms/NAME/posts",
         config.http.listen
     );
     let routes = http::routes(http_state, federation_route);

@@ -24,6 +24,8 @@ use warp::{Filter, Reply};
 
 pub use crate::remote::canonical;
 use crate::remote::remote;
+pub mod dashboard;
+pub mod events;
 
 use crate::hub::{Author, AuthorKind, Hub, HubError, NewPost, Submitted, Via};
 use crate::status::StatusBoard;
@@ -43,6 +45,8 @@ pub struct HttpState {
     pub board: StatusBoard,
     /// Networks allowed to read status; replaced on reload.
     pub status_allow: Arc<RwLock<Vec<IpNet>>>,
+    /// Turns true when the gateway stops: open `/events` streams end then.
+    pub shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 impl HttpState {
@@ -253,6 +257,10 @@ pub fn routes(
         .or(history)
         .unify()
         .or(post)
+        .unify()
+        .or(dashboard::routes(state.clone()))
+        .unify()
+        .or(events::route(state.clone()))
         .unify()
         .or(wrong_method)
         .unify();

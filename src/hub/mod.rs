@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, oneshot, watch};
 
 pub use crate::post::{Author, AuthorKind, NewPost, Post, PostId, Via};
-pub use participants::{Counts, Participant, Participants};
+pub use participants::{Counts, Participant, Participants, RemotePresence};
 pub use state::StateStore;
 pub use tally::{RoomTally, Tallies};
 

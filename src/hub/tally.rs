@@ -31,9 +31,53 @@ impl RoomTally {
     }
 }
 
+/// Hours kept by [`Tallies::hourly`].
+pub const HOURS: usize = 24;
+
+/// Posts committed per wall-clock hour over the last [`HOURS`] (a ring keyed by the hour).
+#[derive(Clone, Debug, Default)]
+struct Hourly {
+    /// `(unix hour, posts)`, one slot per hour modulo [`HOURS`].
+    slots: [(u64, u64); HOURS],
+}
+
+impl Hourly {
+    fn add(&mut self, hour: u64) {
+        let slot = &mut self.slots[(hour % HOURS as u64) as usize];
+        if slot.0 != hour {
+            *slot = (hour, 0);
+        }
+        slot.1 += 1;
+    }
+
+    /// Oldest first, ending with the hour `now_hour`.
+    fn series(&self, now_hour: u64) -> Vec<u64> {
+        (0..HOURS as u64)
+            .rev()
+            .map(|back| {
+                let hour = now_hour.saturating_sub(back);
+                let slot = self.slots[(hour % HOURS as u64) as usize];
+                if slot.0 == hour && hour + back == now_hour {
+                    slot.1
+                } else {
+                    0
+                }
+            })
+            .collect()
+    }
+}
+
+fn unix_hour() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() / 3600)
+        .unwrap_or(0)
+}
+
 #[derive(Default)]
 pub struct Tallies {
     rooms: Mutex<HashMap<String, RoomTally>>,
+    hourly: Mutex<HashMap<String, Hourly>>,
 }
 
 impl Tallies {
@@ -63,9 +107,48 @@ impl Tallies {
             AuthorKind::Local => t.posts_in_local += 1,
             AuthorKind::Channel => t.posts_in_channel += 1,
         }
+        drop(rooms);
+        self.hourly
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(post.room.clone())
+            .or_default()
+            .add(unix_hour());
+    }
+
+    /// Posts committed into `room` in each of the last 24 wall-clock hours, oldest first, the
+    /// current (partial) hour last. Counts since the gateway started.
+    pub fn hourly(&self, room: &str) -> Vec<u64> {
+        self.hourly
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(room)
+            .map(|h| h.series(unix_hour()))
+            .unwrap_or_else(|| vec![0; HOURS])
     }
 
     pub fn get(&self, room: &str) -> RoomTally {
         self.lock().get(room).cloned().unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hourly_ring_forgets_hours_older_than_a_day() {
+        let mut h = Hourly::default();
+        h.add(1000);
+        h.add(1000);
+        h.add(1010);
+        let s = h.series(1010);
+        assert_eq!(s.len(), HOURS);
+        assert_eq!(s[HOURS - 1], 1);
+        assert_eq!(s[HOURS - 11], 2);
+        // A day later the old slots read as zero, and a reused slot starts over.
+        assert_eq!(h.series(1000 + HOURS as u64).iter().sum::<u64>(), 1);
+        h.add(1000 + HOURS as u64);
+        assert_eq!(h.series(1000 + HOURS as u64)[HOURS - 1], 1);
     }
 }

@@ -9,6 +9,7 @@
 //! - [`status`]: `/status` and `/metrics`.
 //! - [`sim`]: the simulated backend. (`meshroom-gw radio probe` lives in `cli::probe`.)
 
+pub mod activity;
 pub mod airtime;
 pub mod scheduler;
 pub mod settings;

@@ -39,6 +39,13 @@ impl StatusSource for RadioStatus {
             let q = lock(&self.shared.queue);
             (q.len(), q.stats.clone())
         };
+        let minutes = lock(&self.shared.activity).series(Instant::now());
+        let last_hour = json!({
+            "minute_s": 60,
+            "airtime_ms": minutes.iter().map(|m| m.airtime_ms).collect::<Vec<_>>(),
+            "tx": minutes.iter().map(|m| m.tx).collect::<Vec<_>>(),
+            "rx": minutes.iter().map(|m| m.rx).collect::<Vec<_>>(),
+        });
         json!({
             "backend": self.backend,
             "state": snap.state,
@@ -65,6 +72,7 @@ impl StatusSource for RadioStatus {
                 "header_errors": snap.driver.header_errors,
                 "tx_failed": snap.tx_failed,
             },
+            "last_hour": last_hour,
             "last_rssi_dbm": snap.last_rssi_dbm,
             "last_snr_db": snap.last_snr_db,
             "chip_resets": snap.driver.resets,

@@ -43,6 +43,8 @@ pub struct Shared {
     pub rng: Mutex<StdRng>,
     pub lora: LoRaParams,
     pub listen_before_talk: bool,
+    /// The last hour, minute by minute, for the dashboard.
+    pub activity: Mutex<super::activity::Activity>,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -69,6 +71,7 @@ impl Shared {
             rng: Mutex::new(StdRng::from_entropy()),
             lora,
             listen_before_talk,
+            activity: Mutex::new(super::activity::Activity::new(std::time::Instant::now())),
         })
     }
 
@@ -194,6 +197,7 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
                     snr_db: p.snr_db,
                     received_at: p.irq_seen,
                 };
+                lock(&shared.activity).received(Instant::now());
                 // No subscriber is not an error: the frame is simply not wanted.
                 let _ = shared.rx.send(Arc::new(frame));
                 publish_stats(&drv, shared);
@@ -251,7 +255,9 @@ fn send<S: SpiTransfer, L: BoardLines>(
     shared.set_state("transmitting", None);
     match drv.transmit(&frame) {
         Ok(toa) => {
-            lock(&shared.duty).record(Instant::now(), toa);
+            let now = Instant::now();
+            lock(&shared.duty).record(now, toa);
+            lock(&shared.activity).sent(now, toa);
         }
         Err(e) => {
             lock(&shared.snapshot).tx_failed += 1;

@@ -32,6 +32,7 @@ async fn federation_answers_any_address_but_status_stays_private() {
             hub: gw.hub.clone(),
             board: gw.board.clone(),
             status_allow: Arc::new(RwLock::new(gw.config.http.status_allow.clone())),
+            shutdown: gw.ctx.shutdown.clone(),
         },
         fed,
     );

@@ -11,6 +11,7 @@ mod channel_bridge;
 mod flood;
 mod http;
 mod identity;
+mod presence;
 mod protocol;
 mod recovery;
 mod refusals;

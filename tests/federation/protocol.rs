@@ -85,7 +85,7 @@ impl ScriptedPeer {
                         self.link.history(&room, Vec::new(), limit)
                     }
                     Action::Close(_) => self.closed = true,
-                    Action::Up(_) | Action::SaveCursor { .. } => {}
+                    Action::Up(_) | Action::SaveCursor { .. } | Action::Presence(_) => {}
                 }
             }
             if self.closed {

@@ -36,6 +36,7 @@ async fn start() -> Server {
             hub,
             board,
             status_allow: allow.clone(),
+            shutdown: tokio::sync::watch::channel(false).1,
         },
         None,
     );
@@ -259,6 +260,7 @@ async fn silent_clients_are_closed_after_the_header_timeout() {
             hub,
             board,
             status_allow: allow.clone(),
+            shutdown: tokio::sync::watch::channel(false).1,
         },
         None,
     );

@@ -10,6 +10,8 @@ mod tun_support;
 mod channel_config;
 mod config_check;
 mod config_errors;
+mod dashboard_browser;
+mod dashboard_events;
 mod http_edge;
 mod process;
 mod reload;
