@@ -8,6 +8,7 @@
 //! channels directly.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -54,8 +55,11 @@ fn ns_clients(room: &str) -> String {
     format!("meshcore.clients.{room}")
 }
 
-/// How often the engine's timers run.
-const TICK: Duration = Duration::from_millis(50);
+/// Longest sleep when the engine has no timer running (a cheap safety net, not a tick).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+/// Shortest pause between two timer runs, so a deadline the engine cannot act on yet never
+/// turns into a busy loop.
+const MIN_TIMER_GAP: Duration = Duration::from_millis(5);
 /// Post → ACK latency samples kept for the percentiles in `/status`.
 const LATENCY_SAMPLES: usize = 1024;
 
@@ -90,6 +94,15 @@ impl AckLatency {
 pub struct MeshcoreStatus {
     engine: Arc<Mutex<Engine>>,
     latency: Mutex<AckLatency>,
+    /// Times the side's loop woke up (a frame, a commit, a post, a reload or a timer).
+    wakeups: AtomicU64,
+}
+
+impl MeshcoreStatus {
+    /// Times the side's loop has woken up since start (idle cost, see the footprint bench).
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups.load(Ordering::Relaxed)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -128,6 +141,7 @@ impl StatusSource for MeshcoreStatus {
             "rooms": rooms,
             "counters": c,
             "dropped_total": c.dropped_total(),
+            "wakeups": self.wakeups(),
             "post_to_ack_ms": {
                 "samples": lat.samples.len(),
                 "p50": lat.percentile(0.5),
@@ -327,6 +341,7 @@ pub async fn spawn(
     let status = Arc::new(MeshcoreStatus {
         engine: engine.clone(),
         latency: Mutex::new(AckLatency::default()),
+        wakeups: AtomicU64::new(0),
     });
     ctx.status.register(status.clone());
     let task = tokio::spawn(run(
@@ -569,9 +584,22 @@ async fn run(
         shell.publish_participants(room);
     }
     let mut rooms = shell.hub.watch_rooms();
-    let mut ticker = tokio::time::interval(TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Event driven: after every event the engine says when its next timer is due, and the loop
+    // sleeps until then or until the next frame, commit, post or reload.
+    let mut last_timer = tokio::time::Instant::now();
     loop {
+        let wake = {
+            let next = lock(&shell.engine).next_deadline();
+            let floor = last_timer + MIN_TIMER_GAP;
+            match next {
+                Some(ms) => {
+                    let due = start + Duration::from_millis(ms);
+                    tokio::time::Instant::from_std(due).max(floor)
+                }
+                None => tokio::time::Instant::now() + IDLE_WAKE,
+            }
+        };
+        shell.status.wakeups.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
@@ -603,7 +631,8 @@ async fn run(
                 let rooms = rooms.borrow_and_update().clone();
                 shell.follow_rooms(&rooms);
             }
-            _ = ticker.tick() => {
+            _ = tokio::time::sleep_until(wake) => {
+                last_timer = tokio::time::Instant::now();
                 let now = shell.now();
                 let acts = lock(&shell.engine).tick(now);
                 shell.apply(acts, None, None);

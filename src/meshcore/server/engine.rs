@@ -578,6 +578,16 @@ impl Engine {
         out
     }
 
+    /// The earliest monotonic time (ms) at which [`Engine::tick`] has work: the caller sleeps
+    /// until then or until a frame, a commit or a post arrives, and asks again after each event.
+    /// `None`: no timer is running (only an event can create work).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.rooms
+            .iter()
+            .filter_map(|r| r.next_deadline(&self.config))
+            .min()
+    }
+
     /// Applies a room's new password (`None`: public) to logins from now on; clients already
     /// logged in stay logged in.
     pub fn set_room_password(&mut self, room: RoomId, password: Option<Vec<u8>>) {

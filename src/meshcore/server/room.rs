@@ -750,6 +750,41 @@ impl Room {
         }
     }
 
+    /// The earliest monotonic time (ms) at which [`Room::tick`] has something to do: an advert,
+    /// a push ACK timeout, a participant falling silent, or a push that is ready (a client with
+    /// an unsynced post, once the push pacing, the post's settling time and the client's
+    /// post-login pause allow). `None`: nothing until a frame or a post arrives.
+    pub fn next_deadline(&self, config: &EngineConfig) -> Option<u64> {
+        let mut at = self.next_zero_hop_ms;
+        if config.flood_advert_interval_ms > 0 {
+            at = at.min(self.next_flood_ms);
+        }
+        for c in &self.clients {
+            if c.present {
+                at = at.min(
+                    c.last_heard_ms
+                        .saturating_add(config.silence_timeout_ms)
+                        .saturating_add(1),
+                );
+            }
+            if let Some(p) = &c.pending {
+                at = at.min(p.deadline_ms);
+                continue;
+            }
+            if c.push_failures >= config.push_max_failures || c.role == Role::Guest {
+                continue;
+            }
+            if let Some(cached) = self.cache.next_after(c.sync_since, &c.key) {
+                let ready = self
+                    .next_push_ms
+                    .max(c.push_not_before_ms)
+                    .max(cached.added_ms.saturating_add(config.push_min_age_ms));
+                at = at.min(ready);
+            }
+        }
+        (at != u64::MAX).then_some(at)
+    }
+
     fn advert_if_due(&mut self, ctx: &mut Ctx) {
         let now = ctx.now.mono_ms;
         let route = if now >= self.next_flood_ms && ctx.config.flood_advert_interval_ms > 0 {
