@@ -120,7 +120,10 @@ pub fn routes(
                 }
                 let limit = q.limit.unwrap_or(100).min(10_000);
                 let posts = match q.after {
-                    Some(after) => state.hub.history_after(&room, after, limit).await,
+                    Some(after) => {
+                        let after = crate::post::after_cursor_us(after);
+                        state.hub.history_after(&room, after, limit).await
+                    }
                     None => state.hub.recent(&room, limit).await,
                 };
                 match posts {
