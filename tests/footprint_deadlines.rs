@@ -64,6 +64,7 @@ fn an_idle_engine_sleeps_until_its_next_advert() {
         RoomPost {
             id: [1; 16],
             room_ts: T0 + 3,
+            room_us: (T0 as u64 + 3) * 1_000_000,
             author: PostAuthor::Named("host".into()),
             text: "hello".into(),
         },

@@ -20,7 +20,7 @@ use super::keystore;
 use super::server::engine::{
     Action, Engine, EngineConfig, Now, PostTicket, Priority, RadioPost, RoomSetup,
 };
-use super::server::history::{PostAuthor, RoomPost};
+use super::server::history::{PostAuthor, RoomPost, PUSH_WINDOW};
 use super::server::roster::ClientRecord;
 use super::wire::identity::PublicKey;
 use crate::hub::participants::Participant;
@@ -59,7 +59,7 @@ fn ns_clients(room: &str) -> String {
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
 /// Shortest pause between two timer runs, so a deadline the engine cannot act on yet never
 /// turns into a busy loop.
-const MIN_TIMER_GAP: Duration = Duration::from_millis(5);
+const MIN_TIMER_GAP: Duration = Duration::from_millis(2);
 /// Post → ACK latency samples kept for the percentiles in `/status`.
 const LATENCY_SAMPLES: usize = 1024;
 
@@ -278,6 +278,7 @@ pub fn room_post(post: &Post, server_name: &str) -> RoomPost {
     RoomPost {
         id: post.id.0,
         room_ts: post.room_ts.min(u32::MAX as u64) as u32,
+        room_us: post.room_us,
         author,
         text: post.text.clone(),
     }
@@ -317,8 +318,10 @@ pub async fn spawn(
             .into_iter()
             .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
             .collect();
+        // Only the push window is kept in RAM; a client further behind is served from the store.
+        let window = (room.max_history as usize).clamp(1, PUSH_WINDOW);
         let history = hub
-            .recent(&room.name, room.max_history as usize)
+            .recent(&room.name, window)
             .await
             .unwrap_or_default()
             .iter()
@@ -355,6 +358,9 @@ pub async fn spawn(
     Ok(MeshcoreHandle { status, task })
 }
 
+/// A page of history read for the engine: `(room, after_us, posts or None when the read failed)`.
+type Page = (usize, u64, Option<Vec<RoomPost>>);
+
 enum Persist {
     Client { room: String, record: ClientRecord },
     Clock { room: String, clock: u32 },
@@ -388,6 +394,7 @@ struct Shell {
     tx: Arc<dyn Transmitter>,
     persist: mpsc::UnboundedSender<Persist>,
     commits: mpsc::UnboundedSender<(PostTicket, bool)>,
+    pages: mpsc::UnboundedSender<Page>,
     /// When each pending post's frame arrived.
     arrived: HashMap<PostTicket, Instant>,
     room_names: Vec<String>,
@@ -448,6 +455,11 @@ impl Shell {
                     }
                 }
                 Action::ParticipantsChanged { room } => self.publish_participants(room),
+                Action::FetchHistory {
+                    room,
+                    after_us,
+                    limit,
+                } => self.fetch_history(room, after_us, limit),
                 Action::Heard { room, key } => {
                     if let Some(name) = self.room_names.get(room) {
                         let now = self.hub.now();
@@ -483,6 +495,30 @@ impl Shell {
         self.hub
             .participants()
             .set_side(name, AuthorKind::Radio, list);
+    }
+
+    /// Reads a page of history off the loop; the answer comes back as an event.
+    fn fetch_history(&self, room: usize, after_us: u64, limit: usize) {
+        let Some(name) = self.room_names.get(room).cloned() else {
+            return;
+        };
+        let hub = self.hub.clone();
+        let pages = self.pages.clone();
+        tokio::spawn(async move {
+            let page = match hub.history_after(&name, after_us, limit).await {
+                Ok(posts) => Some(
+                    posts
+                        .iter()
+                        .map(|p| room_post(p, hub.server_name()))
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::warn!(room = %name, "cannot read history for a push: {e}");
+                    None
+                }
+            };
+            let _ = pages.send((room, after_us, page));
+        });
     }
 
     fn submit(&self, p: RadioPost) {
@@ -539,7 +575,8 @@ impl Shell {
             let Some(room) = self.hub.room(name) else {
                 continue;
             };
-            if let Ok(posts) = self.hub.recent(name, room.max_history as usize).await {
+            let window = (room.max_history as usize).clamp(1, PUSH_WINDOW);
+            if let Ok(posts) = self.hub.recent(name, window).await {
                 let now = self.now();
                 let mut engine = lock(&self.engine);
                 for p in &posts {
@@ -562,6 +599,7 @@ async fn run(
     let (persist_tx, persist_rx) = mpsc::unbounded_channel();
     let persist_task = tokio::spawn(persist_loop(hub.clone(), persist_rx));
     let (commit_tx, mut commit_rx) = mpsc::unbounded_channel();
+    let (page_tx, mut page_rx) = mpsc::unbounded_channel::<Page>();
     let room_names = {
         let e = lock(&engine);
         (0..e.room_count())
@@ -576,6 +614,7 @@ async fn run(
         tx,
         persist: persist_tx,
         commits: commit_tx,
+        pages: page_tx,
         arrived: HashMap::new(),
         room_names,
         start,
@@ -612,6 +651,13 @@ async fn run(
                 let acts = lock(&shell.engine).post_committed(now, ticket, ok);
                 shell.apply(acts, None, Some(ticket));
                 shell.arrived.remove(&ticket);
+            }
+            Some((room, after_us, page)) = page_rx.recv() => {
+                let mut engine = lock(&shell.engine);
+                match page {
+                    Some(posts) => engine.history_page(room, after_us, posts),
+                    None => engine.history_failed(room),
+                }
             }
             d = deliveries.recv() => match d {
                 Ok(d) => {

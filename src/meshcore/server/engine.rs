@@ -96,6 +96,14 @@ pub enum Action {
     ParticipantsChanged { room: RoomId },
     /// A participant was heard.
     Heard { room: RoomId, key: PublicKey },
+    /// Read up to `limit` posts of the room after the room clock `after_us` (µs) from the store
+    /// for a client behind the push window, then call [`Engine::history_page`] (or
+    /// [`Engine::history_failed`]).
+    FetchHistory {
+        room: RoomId,
+        after_us: u64,
+        limit: usize,
+    },
 }
 
 /// Everything the engine needs to know about one room at start.
@@ -111,7 +119,8 @@ pub struct RoomSetup {
     pub clock: u32,
     /// Clients remembered from before the restart.
     pub clients: Vec<ClientRecord>,
-    /// The room's newest posts, oldest first.
+    /// The room's newest posts, oldest first: up to the push window
+    /// ([`super::history::PUSH_WINDOW`]); older ones are read from the store when needed.
     pub history: Vec<RoomPost>,
 }
 
@@ -565,6 +574,20 @@ impl Engine {
     pub fn room_post(&mut self, now: Now, room: RoomId, post: RoomPost) {
         if let Some(r) = self.rooms.get_mut(room) {
             r.add_post(post, now.mono_ms);
+        }
+    }
+
+    /// The answer to [`Action::FetchHistory`]: the room's posts after `after_us`, oldest first.
+    pub fn history_page(&mut self, room: RoomId, after_us: u64, posts: Vec<RoomPost>) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.history_page(after_us, posts);
+        }
+    }
+
+    /// A [`Action::FetchHistory`] could not be answered; the next push round asks again.
+    pub fn history_failed(&mut self, room: RoomId) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.history_failed();
         }
     }
 
