@@ -116,27 +116,30 @@ fn main() {
     });
 
     println!("\n== bytes written per post, one post per commit ==");
-    rt.block_on(async {
-        let dir = base.join("bytes");
-        let rooms = rooms(4, 1000);
-        let hub = Hub::open("bench", &dir, &rooms, system_clock()).expect("hub");
-        // Warm up past the first checkpoints and into trimming (steady state).
-        for i in 0..5000 {
-            let _ = hub.submit(new_post(i)).await;
-        }
-        let n = 2000;
-        let before = write_bytes();
-        for i in 0..n {
-            let _ = hub.submit(new_post(5000 + i)).await;
-        }
-        let written = write_bytes().saturating_sub(before);
-        println!(
-            "{:.1} KB per post ({n} posts, {:.1} MB written)",
+    for max_history in [1000u32, 1_000_000] {
+        rt.block_on(async {
+            let dir = base.join(format!("bytes-{max_history}"));
+            let rooms = rooms(4, max_history);
+            let hub = Hub::open("bench", &dir, &rooms, system_clock()).expect("hub");
+            // Warm up past the first checkpoints and into trimming (steady state).
+            for i in 0..5000 {
+                let _ = hub.submit(new_post(i)).await;
+            }
+            let n = 2000;
+            let before = write_bytes();
+            for i in 0..n {
+                let _ = hub.submit(new_post(5000 + i)).await;
+            }
+            let written = write_bytes().saturating_sub(before);
+            println!(
+            "max_history {max_history:>9} ({}): {:.1} KB per post ({n} posts, {:.1} MB written)",
+            if max_history == 1000 { "trimming" } else { "no trimming" },
             written as f64 / n as f64 / 1024.0,
             written as f64 / 1e6
         );
-        hub.close().await;
-    });
+            hub.close().await;
+        });
+    }
 }
 
 fn runtime() -> tokio::runtime::Runtime {
