@@ -3,7 +3,7 @@
 //! A post gets its globally unique [`PostId`] where it first entered the system (on this
 //! server or on a federated one) and keeps it everywhere; that id is what makes deduplication
 //! across radio retries, peers and restarts possible. The room timestamp is assigned by the
-//! receiving server's room clock ([`next_room_ts`], applied by the store's writer when it commits),
+//! receiving server's room clock ([`next_room_us`], applied by the store's writer when it commits),
 //! the author timestamp is what the author's device claimed.
 //!
 //! This is the ground floor: the store, the hub and every side use these types; they import
@@ -131,8 +131,14 @@ pub struct Post {
     pub origin: String,
     /// Unix seconds, as the author's device said.
     pub author_ts: u64,
-    /// Unix seconds from this server's room clock: strictly increasing within the room.
+    /// Unix seconds from this server's room clock: `room_us / 1_000_000`. Never decreasing within
+    /// the room, but posts of a burst share a second; order and cursors use `room_us`.
     pub room_ts: u64,
+    /// This server's room clock in Unix microseconds: strictly increasing within the room
+    /// ([`next_room_us`]). The order of a room's history, and what `after` cursors (HTTP,
+    /// federation) count in. Absent in JSON from older versions (0).
+    #[serde(default)]
+    pub room_us: u64,
     pub text: String,
     /// Federation hops travelled before reaching this server (0 = entered here).
     pub hops: u8,
@@ -173,11 +179,28 @@ pub struct NewPost {
     pub via: Via,
 }
 
-/// The room clock rule: a new post's room timestamp is `max(now, last + 1)`, so timestamps are
-/// strictly increasing within a room (MeshCore's `sync_since` relies on that) and follow the wall
-/// clock when posts are sparse.
-pub fn next_room_ts(now: u64, last: u64) -> u64 {
-    now.max(last + 1)
+/// Microseconds per second of the room clock.
+pub const US_PER_S: u64 = 1_000_000;
+
+/// The room clock rule: a new post's room timestamp is `max(now, last + 1)` in microseconds, so
+/// timestamps are strictly increasing within a room (history order, cursors) and follow the wall
+/// clock: a burst of thousands of posts runs the clock ahead by as many microseconds, not
+/// seconds. MeshCore, which counts in whole seconds, gets `room_us / 1e6` and a push cursor kept
+/// by the server (see `meshcore::server::history`).
+pub fn next_room_us(now_us: u64, last_us: u64) -> u64 {
+    now_us.max(last_us + 1)
+}
+
+/// An `after` cursor from outside (HTTP `?after=`): a post's `room_us`, or whole Unix seconds
+/// (a `room_ts`, as before version 2 of the store) when below 10^12 — then it means "after that
+/// second", as it always did.
+pub fn after_cursor_us(after: u64) -> u64 {
+    const SECONDS_BELOW: u64 = 1_000_000_000_000;
+    if after < SECONDS_BELOW {
+        (after + 1) * US_PER_S - 1
+    } else {
+        after
+    }
 }
 
 /// The server name people see in a post's origin. Origins that came over federation name the

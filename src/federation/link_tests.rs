@@ -78,6 +78,7 @@ fn post(room: &str, ts: u64, text: &str) -> Post {
         origin: "a".into(),
         author_ts: ts,
         room_ts: ts,
+        room_us: ts,
         text: text.into(),
         hops: 0,
     }

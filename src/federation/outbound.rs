@@ -1,6 +1,7 @@
 //! Sending side of the sync protocol: which posts go to the peer, when, and what it has acked.
 //!
-//! Per shared room we keep `sent_ts` (highest local room timestamp handed to the wire or
+//! Per shared room we keep `sent_ts` (highest local room timestamp, in microseconds
+//! (`Post::room_us`, strictly increasing per room; so are the persisted cursors), handed to the wire or
 //! skipped) and a `cursor` (everything up to it is acknowledged — this is what gets
 //! persisted). Posts are numbered per link (`seq`, implicit on the wire); the peer acks
 //! cumulatively, and at most `window` posts are unacknowledged.
@@ -204,7 +205,7 @@ impl Outbound {
         let Some(room) = self.rooms.get_mut(&post.room) else {
             return;
         };
-        if post.room_ts <= room.sent_ts {
+        if post.room_us <= room.sent_ts {
             return;
         }
         match &mut room.mode {
@@ -254,7 +255,7 @@ impl Outbound {
                 Some(r) => r.sent_ts,
                 None => return,
             };
-            if post.room != room_name || post.room_ts <= sent_ts {
+            if post.room != room_name || post.room_us <= sent_ts {
                 continue;
             }
             // Posts that started at the peer need not go back to it.
@@ -298,7 +299,7 @@ impl Outbound {
         let Some(room) = self.rooms.get_mut(&post.room) else {
             return;
         };
-        room.sent_ts = post.room_ts;
+        room.sent_ts = post.room_us;
         let too_far = post.hops >= self.hop_limit;
         if too_far && !skip {
             self.skipped_hop_limit += 1;
@@ -318,7 +319,7 @@ impl Outbound {
         self.inflight.push_back(InFlight {
             seq: self.last_seq,
             room: post.room.clone(),
-            room_ts: post.room_ts,
+            room_ts: post.room_us,
         });
         self.settle();
     }
@@ -406,6 +407,7 @@ mod tests {
             origin: origin.into(),
             author_ts: ts,
             room_ts: ts,
+            room_us: ts,
             text: format!("post {ts}"),
             hops,
         }

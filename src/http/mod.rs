@@ -163,7 +163,10 @@ pub fn routes(
                     Err(resp) => return *resp,
                 };
                 let posts = match q.after {
-                    Some(after) => state.hub.history_after(&room, after, q.limit).await,
+                    Some(after) => {
+                        let after = crate::post::after_cursor_us(after);
+                        state.hub.history_after(&room, after, q.limit).await
+                    }
                     None => state.hub.recent(&room, q.limit).await,
                 };
                 match posts {

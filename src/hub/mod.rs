@@ -1,5 +1,5 @@
 //! The room hub: the centre of the gateway. Every post enters here from exactly one side, is
-//! deduplicated by id, stamped by the room clock (`max(now, last + 1)`, persisted), committed,
+//! deduplicated by id, stamped by the room clock (`max(now, last + 1)` in µs), committed,
 //! and fanned out to every other side.
 //!
 //! The hub owns the room list, the per-room tallies shown in `/status`, the participants, and
@@ -163,6 +163,11 @@ impl Hub {
 
     /// Unix seconds by the hub's wall clock.
     pub fn now(&self) -> u64 {
+        (self.inner.clock)() / crate::post::US_PER_S
+    }
+
+    /// Unix microseconds by the hub's wall clock (the room clock's unit).
+    pub fn now_us(&self) -> u64 {
         (self.inner.clock)()
     }
 
@@ -235,6 +240,7 @@ impl Hub {
             origin: new.origin.unwrap_or_else(|| self.inner.server_name.clone()),
             author_ts: new.author_ts,
             room_ts: 0,
+            room_us: 0,
             text: new.text,
             hops: new.hops,
         };
@@ -259,16 +265,17 @@ impl Hub {
         self.inner.fanout.subscribe()
     }
 
-    /// Posts of `room` with a room timestamp after `after_room_ts`, oldest first. The read runs
-    /// on a blocking thread, never on the async workers.
+    /// Posts of `room` with a room timestamp in microseconds ([`Post::room_us`]) after
+    /// `after_room_us`, oldest first. The read runs on a blocking thread, never on the async
+    /// workers.
     pub async fn history_after(
         &self,
         room: &str,
-        after_room_ts: u64,
+        after_room_us: u64,
         limit: usize,
     ) -> Result<Vec<Post>, HubError> {
         let (reader, room) = (self.inner.reader.clone(), room.to_string());
-        blocking(move || reader.posts_after(&room, after_room_ts, limit)).await
+        blocking(move || reader.posts_after(&room, after_room_us, limit)).await
     }
 
     /// The newest `limit` posts of `room`, oldest first (read on a blocking thread).

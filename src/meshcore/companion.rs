@@ -33,6 +33,9 @@ pub struct KnownRoom {
     pub logged_in: bool,
     pub out_path: Option<Path>,
     secret: SharedSecret,
+    /// Pushes already shown with timestamp `sync_since` (a hash of author and text each): a room
+    /// server stamps in whole seconds, so several posts of a burst share one.
+    shown_at_sync_since: Vec<u64>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -186,6 +189,7 @@ impl Companion {
             logged_in: false,
             out_path: None,
             secret,
+            shown_at_sync_since: Vec::new(),
         });
         e.name = name.to_string();
         e.sync_since = e.sync_since.max(sync_since);
@@ -536,9 +540,30 @@ impl Companion {
                 let Some(r) = self.rooms.get_mut(&room) else {
                     return;
                 };
-                // A retry of a push we already have is ACKed again but not shown twice.
-                let fresh = msg.timestamp > r.sync_since;
-                r.sync_since = r.sync_since.max(msg.timestamp);
+                // A retry of a push we already have is ACKed again but not shown twice; another
+                // post sharing the newest second is new.
+                let digest = {
+                    use std::hash::{Hash, Hasher};
+                    let mut h = std::collections::hash_map::DefaultHasher::new();
+                    msg.author_prefix.hash(&mut h);
+                    msg.text.hash(&mut h);
+                    h.finish()
+                };
+                let fresh = if msg.timestamp > r.sync_since {
+                    r.sync_since = msg.timestamp;
+                    r.shown_at_sync_since.clear();
+                    r.shown_at_sync_since.push(digest);
+                    true
+                } else if msg.timestamp == r.sync_since && !r.shown_at_sync_since.contains(&digest)
+                {
+                    if r.shown_at_sync_since.len() >= 4096 {
+                        r.shown_at_sync_since.clear();
+                    }
+                    r.shown_at_sync_since.push(digest);
+                    true
+                } else {
+                    false
+                };
                 let event = fresh.then(|| CompanionEvent::Pushed {
                     room,
                     room_ts: msg.timestamp,

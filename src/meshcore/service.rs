@@ -8,6 +8,7 @@
 //! channels directly.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,7 +21,7 @@ use super::server::channel::{ChannelPost, OutgoingPost};
 use super::server::engine::{
     Action, Engine, EngineConfig, Now, PostTicket, Priority, RadioPost, RoomSetup,
 };
-use super::server::history::{PostAuthor, RoomPost};
+use super::server::history::{PostAuthor, RoomPost, PUSH_WINDOW};
 use super::server::roster::ClientRecord;
 use super::wire::identity::PublicKey;
 use crate::hub::participants::Participant;
@@ -55,8 +56,11 @@ fn ns_clients(room: &str) -> String {
     format!("meshcore.clients.{room}")
 }
 
-/// How often the engine's timers run.
-const TICK: Duration = Duration::from_millis(50);
+/// Longest sleep when the engine has no timer running (a cheap safety net, not a tick).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
+/// Shortest pause between two timer runs, so a deadline the engine cannot act on yet never
+/// turns into a busy loop.
+const MIN_TIMER_GAP: Duration = Duration::from_millis(2);
 /// Post → ACK latency samples kept for the percentiles in `/status`.
 const LATENCY_SAMPLES: usize = 1024;
 
@@ -91,6 +95,15 @@ impl AckLatency {
 pub struct MeshcoreStatus {
     engine: Arc<Mutex<Engine>>,
     latency: Mutex<AckLatency>,
+    /// Times the side's loop woke up (a frame, a commit, a post, a reload or a timer).
+    wakeups: AtomicU64,
+}
+
+impl MeshcoreStatus {
+    /// Times the side's loop has woken up since start (idle cost, see the footprint bench).
+    pub fn wakeups(&self) -> u64 {
+        self.wakeups.load(Ordering::Relaxed)
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -130,6 +143,7 @@ impl StatusSource for MeshcoreStatus {
             "rooms": rooms,
             "counters": c,
             "dropped_total": c.dropped_total(),
+            "wakeups": self.wakeups(),
             "post_to_ack_ms": {
                 "samples": lat.samples.len(),
                 "p50": lat.percentile(0.5),
@@ -323,6 +337,7 @@ pub fn room_post(post: &Post, server_name: &str) -> RoomPost {
     RoomPost {
         id: post.id.0,
         room_ts: post.room_ts.min(u32::MAX as u64) as u32,
+        room_us: post.room_us,
         author,
         text: post.text.clone(),
     }
@@ -386,8 +401,10 @@ pub async fn spawn(
             .into_iter()
             .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
             .collect();
+        // Only the push window is kept in RAM; a client further behind is served from the store.
+        let window = (room.max_history as usize).clamp(1, PUSH_WINDOW);
         let history = hub
-            .recent(&room.name, room.max_history as usize)
+            .recent(&room.name, window)
             .await
             .unwrap_or_default()
             .iter()
@@ -410,6 +427,7 @@ pub async fn spawn(
     let status = Arc::new(MeshcoreStatus {
         engine: engine.clone(),
         latency: Mutex::new(AckLatency::default()),
+        wakeups: AtomicU64::new(0),
     });
     ctx.status.register(status.clone());
     let task = tokio::spawn(run(
@@ -422,6 +440,9 @@ pub async fn spawn(
     ));
     Ok(MeshcoreHandle { status, task })
 }
+
+/// A page of history read for the engine: `(room, after_us, posts or None when the read failed)`.
+type Page = (usize, u64, Option<Vec<RoomPost>>);
 
 enum Persist {
     Client { room: String, record: ClientRecord },
@@ -456,6 +477,7 @@ struct Shell {
     tx: Arc<dyn Transmitter>,
     persist: mpsc::UnboundedSender<Persist>,
     commits: mpsc::UnboundedSender<(PostTicket, bool)>,
+    pages: mpsc::UnboundedSender<Page>,
     /// When each pending post's frame arrived.
     arrived: HashMap<PostTicket, Instant>,
     room_names: Vec<String>,
@@ -517,6 +539,11 @@ impl Shell {
                 }
                 Action::ChannelPost(p) => self.submit_channel(p),
                 Action::ParticipantsChanged { room } => self.publish_participants(room),
+                Action::FetchHistory {
+                    room,
+                    after_us,
+                    limit,
+                } => self.fetch_history(room, after_us, limit),
                 Action::Heard { room, key } => {
                     if let Some(name) = self.room_names.get(room) {
                         let now = self.hub.now();
@@ -552,6 +579,30 @@ impl Shell {
         self.hub
             .participants()
             .set_side(name, AuthorKind::Radio, list);
+    }
+
+    /// Reads a page of history off the loop; the answer comes back as an event.
+    fn fetch_history(&self, room: usize, after_us: u64, limit: usize) {
+        let Some(name) = self.room_names.get(room).cloned() else {
+            return;
+        };
+        let hub = self.hub.clone();
+        let pages = self.pages.clone();
+        tokio::spawn(async move {
+            let page = match hub.history_after(&name, after_us, limit).await {
+                Ok(posts) => Some(
+                    posts
+                        .iter()
+                        .map(|p| room_post(p, hub.server_name()))
+                        .collect(),
+                ),
+                Err(e) => {
+                    tracing::warn!(room = %name, "cannot read history for a push: {e}");
+                    None
+                }
+            };
+            let _ = pages.send((room, after_us, page));
+        });
     }
 
     fn submit(&self, p: RadioPost) {
@@ -643,7 +694,8 @@ impl Shell {
             let Some(room) = self.hub.room(name) else {
                 continue;
             };
-            if let Ok(posts) = self.hub.recent(name, room.max_history as usize).await {
+            let window = (room.max_history as usize).clamp(1, PUSH_WINDOW);
+            if let Ok(posts) = self.hub.recent(name, window).await {
                 let now = self.now();
                 let mut engine = lock(&self.engine);
                 for p in &posts {
@@ -666,6 +718,7 @@ async fn run(
     let (persist_tx, persist_rx) = mpsc::unbounded_channel();
     let persist_task = tokio::spawn(persist_loop(hub.clone(), persist_rx));
     let (commit_tx, mut commit_rx) = mpsc::unbounded_channel();
+    let (page_tx, mut page_rx) = mpsc::unbounded_channel::<Page>();
     let room_names = {
         let e = lock(&engine);
         (0..e.room_count())
@@ -680,6 +733,7 @@ async fn run(
         tx,
         persist: persist_tx,
         commits: commit_tx,
+        pages: page_tx,
         arrived: HashMap::new(),
         room_names,
         start,
@@ -688,9 +742,22 @@ async fn run(
         shell.publish_participants(room);
     }
     let mut rooms = shell.hub.watch_rooms();
-    let mut ticker = tokio::time::interval(TICK);
-    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // Event driven: after every event the engine says when its next timer is due, and the loop
+    // sleeps until then or until the next frame, commit, post or reload.
+    let mut last_timer = tokio::time::Instant::now();
     loop {
+        let wake = {
+            let next = lock(&shell.engine).next_deadline();
+            let floor = last_timer + MIN_TIMER_GAP;
+            match next {
+                Some(ms) => {
+                    let due = start + Duration::from_millis(ms);
+                    tokio::time::Instant::from_std(due).max(floor)
+                }
+                None => tokio::time::Instant::now() + IDLE_WAKE,
+            }
+        };
+        shell.status.wakeups.fetch_add(1, Ordering::Relaxed);
         tokio::select! {
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
@@ -703,6 +770,13 @@ async fn run(
                 let acts = lock(&shell.engine).post_committed(now, ticket, ok);
                 shell.apply(acts, None, Some(ticket));
                 shell.arrived.remove(&ticket);
+            }
+            Some((room, after_us, page)) = page_rx.recv() => {
+                let mut engine = lock(&shell.engine);
+                match page {
+                    Some(posts) => engine.history_page(room, after_us, posts),
+                    None => engine.history_failed(room),
+                }
             }
             d = deliveries.recv() => match d {
                 Ok(d) => {
@@ -724,7 +798,8 @@ async fn run(
                 let rooms = rooms.borrow_and_update().clone();
                 shell.follow_rooms(&rooms);
             }
-            _ = ticker.tick() => {
+            _ = tokio::time::sleep_until(wake) => {
+                last_timer = tokio::time::Instant::now();
                 let now = shell.now();
                 let acts = lock(&shell.engine).tick(now);
                 shell.apply(acts, None, None);

@@ -1,5 +1,6 @@
-//! Durable storage in SQLite: posts (trimmed to each room's `max_history`), ids seen, room
-//! clocks and the small key-value state of the sides.
+//! Durable storage in SQLite: posts (trimmed to each room's `max_history`; the room clock is
+//! their newest timestamp), ids recently trimmed from history, and the small key-value state of
+//! the sides.
 //!
 //! All writes go through one writer thread (`writer`) that commits in groups: whatever arrived
 //! while the previous commit was on its way to disk goes into the next transaction, so a burst
@@ -100,11 +101,12 @@ impl Reader {
         Ok(f(&conn)?)
     }
 
-    /// Posts of `room` with a room timestamp after `after`, oldest first.
+    /// Posts of `room` with a room timestamp (µs, [`Post::room_us`]) after `after_us`, oldest
+    /// first.
     pub fn posts_after(
         &self,
         room: &str,
-        after: u64,
+        after_us: u64,
         limit: usize,
     ) -> Result<Vec<Post>, StoreError> {
         self.with(|c| {
@@ -112,7 +114,10 @@ impl Reader {
                 "SELECT id, room, room_ts, author_kind, author_id, author_name, origin, author_ts, text, hops
                  FROM posts WHERE room = ?1 AND room_ts > ?2 ORDER BY room_ts ASC LIMIT ?3",
             )?;
-            let rows = stmt.query_map(params![room, after as i64, limit as i64], row_to_post)?;
+            let rows = stmt.query_map(
+                params![room, after_us.min(i64::MAX as u64) as i64, limit as i64],
+                row_to_post,
+            )?;
             rows.filter_map(|r| r.transpose()).collect()
         })
     }
@@ -162,10 +167,12 @@ fn row_to_post(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Post>> {
     ) else {
         return Ok(None);
     };
+    let room_us = r.get::<_, i64>(2)?.max(0) as u64;
     Ok(Some(Post {
         id: PostId(id),
         room: r.get(1)?,
-        room_ts: r.get::<_, i64>(2)? as u64,
+        room_ts: room_us / crate::post::US_PER_S,
+        room_us,
         author: Author {
             kind,
             id: r.get(4)?,

@@ -1,5 +1,6 @@
 //! The SQLite schema and how a database is opened: WAL, full sync, and a refusal to start
-//! fresh over a file that is not ours or cannot be read.
+//! fresh over a file that is not ours or cannot be read. Older schema versions are migrated
+//! in place, in one transaction, when the writer opens the file.
 
 use std::path::Path;
 
@@ -8,28 +9,50 @@ use rusqlite::{Connection, OpenFlags};
 use super::StoreError;
 
 /// Bumped when the schema changes; an unknown newer version is refused.
-pub const SCHEMA_VERSION: i64 = 1;
+/// 1: room timestamps in seconds, every id ever seen in `seen`, a `room_clock` row per room.
+/// 2: room timestamps in microseconds, posts clustered by (room, room_ts) with a unique id
+///    index (dedup), `seen` only for ids trimmed from history, the clock from `max(room_ts)`.
+pub const SCHEMA_VERSION: i64 = 2;
+
+/// Page size of a new database. Smaller pages mean fewer bytes written per small commit (a post
+/// at radio rate touches two leaf pages); existing databases keep theirs.
+pub const PAGE_SIZE: u32 = 2048;
+/// Writer page cache, KiB: the hot leaves of the room index and the id index on a Pi.
+const WRITER_CACHE_KIB: i64 = 2048;
+/// Reader page cache, KiB.
+const READER_CACHE_KIB: i64 = 1024;
+/// WAL pages after which a commit checkpoints (the WAL stays near this size).
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 256;
+/// A WAL left bigger than this after a checkpoint is truncated to it.
+const JOURNAL_SIZE_LIMIT: i64 = 1 << 20;
+
+/// The federation's per-(peer, room) cursors (namespace `federation.cursor`, decimal room
+/// timestamps): version 2 changes their unit with the room clock's, so the migration scales
+/// them too.
+const FEDERATION_CURSOR_NS: &str = "federation.cursor";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS room_clock (room TEXT PRIMARY KEY, last_ts INTEGER NOT NULL);
+-- Clustered by room and room clock (microseconds, strictly increasing per room): a history
+-- read is one range scan, a new post appends to its room's last leaf.
 CREATE TABLE IF NOT EXISTS posts (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    id BLOB NOT NULL,
     room TEXT NOT NULL,
     room_ts INTEGER NOT NULL,
+    id BLOB NOT NULL,
     author_kind TEXT NOT NULL,
     author_id TEXT NOT NULL,
     author_name TEXT,
     origin TEXT NOT NULL,
     author_ts INTEGER NOT NULL,
     text TEXT NOT NULL,
-    hops INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS posts_by_room ON posts (room, room_ts);
--- Ids seen, kept longer than history so a late duplicate is still recognised.
--- Keyed by the id alone (WITHOUT ROWID): one B-tree insert per post, no second index.
-CREATE TABLE IF NOT EXISTS seen (id BLOB PRIMARY KEY, room TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+    hops INTEGER NOT NULL,
+    PRIMARY KEY (room, room_ts)
+) WITHOUT ROWID;
+-- Dedup of everything in history: a second copy of an id is refused by this index.
+CREATE UNIQUE INDEX IF NOT EXISTS posts_by_id ON posts (id);
+-- Ids trimmed from history, remembered for a bounded window so a peer offering one again is
+-- still recognised. Row order is trim order, so the oldest go first in small steps.
+CREATE TABLE IF NOT EXISTS seen (id BLOB NOT NULL UNIQUE, at INTEGER NOT NULL);
 -- Durable state of the sides: client sync state, peer cursors, advert clocks.
 CREATE TABLE IF NOT EXISTS kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key));
 ";
@@ -51,29 +74,76 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, StoreError> {
     let existing: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
         .map_err(unreadable)?;
-    if write {
-        conn.pragma_update(None, "journal_mode", "WAL")
+    if !write {
+        conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
             .map_err(unreadable)?;
-        // FULL: a commit is on disk before we acknowledge the posts in it.
-        conn.pragma_update(None, "synchronous", "FULL")
-            .map_err(unreadable)?;
-        // 16 MiB of page cache keeps the id and room indexes in memory on a Pi.
-        conn.pragma_update(None, "cache_size", -16_000)
-            .map_err(unreadable)?;
-        if existing > 0 {
-            check_version(&conn, path)?;
-        }
-        conn.execute_batch(SCHEMA).map_err(unreadable)?;
-        conn.execute(
-            "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?1)",
-            [SCHEMA_VERSION.to_string()],
-        )
-        .map_err(unreadable)?;
+        return Ok(conn);
     }
+    if existing == 0 {
+        // Only takes effect before the first table exists (and before WAL).
+        conn.pragma_update(None, "page_size", PAGE_SIZE)
+            .map_err(unreadable)?;
+    }
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(unreadable)?;
+    // FULL: a commit is on disk before we acknowledge the posts in it.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(unreadable)?;
+    conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+        .map_err(unreadable)?;
+    conn.pragma_update(None, "wal_autocheckpoint", WAL_AUTOCHECKPOINT_PAGES)
+        .map_err(unreadable)?;
+    conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT)
+        .map_err(unreadable)?;
+    if existing > 0 {
+        let version = check_version(&conn, path)?;
+        if version < 2 {
+            migrate_v1(&conn).map_err(unreadable)?;
+        }
+    }
+    conn.execute_batch(SCHEMA).map_err(unreadable)?;
+    conn.execute(
+        "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
+        [SCHEMA_VERSION.to_string()],
+    )
+    .map_err(unreadable)?;
     Ok(conn)
 }
 
-fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// Version 1 → 2, in one transaction: room timestamps (and the federation cursors that point
+/// into them) from seconds to microseconds, posts re-clustered by room, `seen` reduced to the
+/// ids no longer in history, `room_clock` dropped (the clock is `max(room_ts)` now).
+fn migrate_v1(conn: &Connection) -> rusqlite::Result<()> {
+    let posts_cols =
+        "room, room_ts, id, author_kind, author_id, author_name, origin, author_ts, text, hops";
+    conn.execute_batch(&format!(
+        "BEGIN IMMEDIATE;
+         CREATE TABLE posts_v2 (
+            room TEXT NOT NULL, room_ts INTEGER NOT NULL, id BLOB NOT NULL,
+            author_kind TEXT NOT NULL, author_id TEXT NOT NULL, author_name TEXT,
+            origin TEXT NOT NULL, author_ts INTEGER NOT NULL, text TEXT NOT NULL,
+            hops INTEGER NOT NULL, PRIMARY KEY (room, room_ts)) WITHOUT ROWID;
+         INSERT OR IGNORE INTO posts_v2 ({posts_cols})
+            SELECT room, room_ts * 1000000, id, author_kind, author_id, author_name, origin,
+                   author_ts, text, hops FROM posts ORDER BY room, room_ts;
+         CREATE TABLE seen_v2 (id BLOB NOT NULL UNIQUE, at INTEGER NOT NULL);
+         INSERT OR IGNORE INTO seen_v2 (id, at)
+            SELECT id, at FROM seen WHERE id NOT IN (SELECT id FROM posts) ORDER BY at;
+         DROP TABLE posts;
+         DROP TABLE seen;
+         DROP TABLE IF EXISTS room_clock;
+         ALTER TABLE posts_v2 RENAME TO posts;
+         ALTER TABLE seen_v2 RENAME TO seen;
+         UPDATE kv SET value = CAST(CAST(CAST(CAST(value AS TEXT) AS INTEGER) * 1000000 AS TEXT) AS BLOB)
+            WHERE ns = '{FEDERATION_CURSOR_NS}';
+         COMMIT;"
+    ))
+    .inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })
+}
+
+fn check_version(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     let version: Option<String> = conn
         .query_row(
             "SELECT value FROM meta WHERE key = 'schema_version'",
@@ -82,7 +152,7 @@ fn check_version(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         )
         .ok();
     match version.and_then(|v| v.parse::<i64>().ok()) {
-        Some(v) if v <= SCHEMA_VERSION => Ok(()),
+        Some(v) if v <= SCHEMA_VERSION => Ok(v),
         Some(v) => Err(StoreError::Unreadable {
             path: path.to_path_buf(),
             reason: format!("schema version {v} is newer than this meshroom-gw ({SCHEMA_VERSION})"),

@@ -1,4 +1,4 @@
-//! The single writer: posts, ids seen, room clocks and side state, committed in groups.
+//! The single writer: posts, ids trimmed from history, and side state, committed in groups.
 //!
 //! The writer thread blocks for the first request, then takes every request already queued
 //! (up to `MAX_BATCH`) into the same transaction. Replies and the commit callback run only after
@@ -12,28 +12,35 @@ use rusqlite::{params, Connection, Transaction};
 use tokio::sync::{mpsc, oneshot};
 
 use super::{schema, StoreError};
-use crate::post::{next_room_ts, Post, Via};
+use crate::post::{next_room_us, Post, Via, US_PER_S};
 
 /// Most requests one transaction takes: bounds the latency a single commit adds.
 const MAX_BATCH: usize = 4096;
 /// Queue length in front of the writer; submitters wait (backpressure) beyond it.
 const QUEUE: usize = 16_384;
-/// How long an id is remembered after its post left history.
-const SEEN_RETENTION_S: u64 = 30 * 24 * 3600;
+/// How long an id is remembered after its post left history: a peer re-offers posts from its
+/// cursor (the federation's catch-up), which trails what it sent by little; a week covers a
+/// peer that was away for days.
+const SEEN_RETENTION_S: u64 = 7 * 24 * 3600;
+/// Trimmed ids remembered at most; beyond it the oldest go first.
+const SEEN_MAX_ROWS: u64 = 65_536;
+/// Rows the purge looks at per batch: expiry goes in small steps, never a long delete.
+const SEEN_PURGE_STEP: i64 = 64;
 
-/// Wall clock in Unix seconds; a function so tests can set it back.
+/// Wall clock in Unix microseconds; a function so tests can set it back.
 pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 pub fn system_clock() -> WallClock {
     Arc::new(|| {
         std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
+            .map(|d| d.as_micros() as u64)
             .unwrap_or(0)
     })
 }
 
-/// What the store holds per room at start: `(history count, newest room timestamp)`.
+/// What the store holds per room at start: `(history count, newest room timestamp in Unix
+/// seconds)`.
 pub type Found = HashMap<String, (u64, u64)>;
 
 /// Outcome of a post write.
@@ -41,7 +48,7 @@ pub type Found = HashMap<String, (u64, u64)>;
 pub enum PostOutcome {
     /// Committed with this room timestamp.
     Stored(Post),
-    /// The id was seen before; nothing written.
+    /// The id is in history or was trimmed from it recently; nothing written.
     Duplicate,
 }
 
@@ -88,16 +95,7 @@ pub fn start(
 ) -> Result<(mpsc::Sender<WriteOp>, Found, std::thread::JoinHandle<()>), StoreError> {
     let conn = schema::open(path, true)?;
     let mut state = State::load(conn, clock, limits)?;
-    let found = state
-        .counts
-        .iter()
-        .map(|(room, n)| {
-            (
-                room.clone(),
-                (*n, state.newest.get(room).copied().unwrap_or(0)),
-            )
-        })
-        .collect();
+    let found = state.found();
     let (sender, mut rx) = mpsc::channel::<WriteOp>(QUEUE);
     let thread = std::thread::Builder::new()
         .name("store-writer".into())
@@ -130,16 +128,19 @@ pub fn start(
 }
 
 struct State {
-    /// Room timestamp of the newest stored post, per room, as found at start.
-    newest: HashMap<String, u64>,
     conn: Connection,
     clock: WallClock,
     limits: HashMap<String, u32>,
+    /// Newest room timestamp (µs) per room: `max(room_ts)` at start, then every commit's.
     clocks: HashMap<String, u64>,
     counts: HashMap<String, u64>,
+    /// Rows in `seen`.
+    seen_rows: u64,
     batches: u64,
 }
 
+// Posts are the common case; boxing them would cost an allocation per post.
+#[allow(clippy::large_enum_variant)]
 enum Pending {
     Post(
         oneshot::Sender<Result<PostOutcome, StoreError>>,
@@ -156,16 +157,9 @@ impl State {
         limits: HashMap<String, u32>,
     ) -> Result<State, StoreError> {
         let mut clocks = HashMap::new();
-        {
-            let mut stmt = conn.prepare("SELECT room, last_ts FROM room_clock")?;
-            for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))? {
-                let (room, ts) = row?;
-                clocks.insert(room, ts as u64);
-            }
-        }
         let mut counts = HashMap::new();
-        let mut newest = HashMap::new();
         {
+            // One walk of the (room, room_ts) key: the count and the clock of every room.
             let mut stmt =
                 conn.prepare("SELECT room, count(*), max(room_ts) FROM posts GROUP BY room")?;
             let rows = stmt.query_map([], |r| {
@@ -177,25 +171,37 @@ impl State {
             })?;
             for row in rows {
                 let (room, n, last) = row?;
-                newest.insert(room.clone(), last as u64);
-                counts.insert(room, n as u64);
+                clocks.insert(room.clone(), last.max(0) as u64);
+                counts.insert(room, n.max(0) as u64);
             }
         }
+        let seen_rows: i64 = conn.query_row("SELECT count(*) FROM seen", [], |r| r.get(0))?;
         Ok(State {
-            newest,
             conn,
             clock,
             limits,
             clocks,
             counts,
+            seen_rows: seen_rows.max(0) as u64,
             batches: 0,
         })
+    }
+
+    fn found(&self) -> Found {
+        self.counts
+            .iter()
+            .map(|(room, n)| {
+                let newest = self.clocks.get(room).copied().unwrap_or(0) / US_PER_S;
+                (room.clone(), (*n, newest))
+            })
+            .collect()
     }
 
     fn run_batch(&mut self, batch: &mut Vec<WriteOp>, on_commit: &mut OnCommit) {
         let mut pending = Vec::with_capacity(batch.len());
         let clocks_before = self.clocks.clone();
         let counts_before = self.counts.clone();
+        let seen_before = self.seen_rows;
         let result = self.write(batch, &mut pending);
         match result {
             Ok(()) => {
@@ -225,6 +231,7 @@ impl State {
                 // Nothing of this batch is on disk: forget its clock steps and tell every caller.
                 self.clocks = clocks_before;
                 self.counts = counts_before;
+                self.seen_rows = seen_before;
                 tracing::error!("store commit failed: {e}");
                 let msg = e.to_string();
                 for p in pending {
@@ -250,7 +257,8 @@ impl State {
         batch: &mut Vec<WriteOp>,
         pending: &mut Vec<Pending>,
     ) -> Result<(), StoreError> {
-        let now = (self.clock)();
+        let now_us = (self.clock)();
+        let now_s = now_us / US_PER_S;
         let tx = self.conn.transaction()?;
         let mut touched: HashMap<String, u64> = HashMap::new();
         for op in batch.drain(..) {
@@ -260,14 +268,19 @@ impl State {
                     via,
                     reply,
                 } => {
-                    if !insert_seen(&tx, &post, now)? {
+                    if self.seen_rows > 0 && was_trimmed(&tx, &post)? {
                         pending.push(Pending::Post(reply, None));
                         continue;
                     }
                     let last = self.clocks.get(&post.room).copied().unwrap_or(0);
-                    post.room_ts = next_room_ts(now, last);
-                    self.clocks.insert(post.room.clone(), post.room_ts);
-                    insert_post(&tx, &post)?;
+                    post.room_us = next_room_us(now_us, last);
+                    post.room_ts = post.room_us / US_PER_S;
+                    // The unique id index refuses a post already in history.
+                    if !insert_post(&tx, &post)? {
+                        pending.push(Pending::Post(reply, None));
+                        continue;
+                    }
+                    self.clocks.insert(post.room.clone(), post.room_us);
                     *touched.entry(post.room.clone()).or_default() += 1;
                     pending.push(Pending::Post(reply, Some((post, via))));
                 }
@@ -277,11 +290,11 @@ impl State {
                     value,
                     reply,
                 } => {
-                    tx.execute(
+                    tx.prepare_cached(
                         "INSERT INTO kv (ns, key, value) VALUES (?1, ?2, ?3)
                          ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value",
-                        params![ns, key, value],
-                    )?;
+                    )?
+                    .execute(params![ns, key, value])?;
                     pending.push(Pending::Unit(reply));
                 }
                 WriteOp::Delete { ns, key, reply } => {
@@ -291,7 +304,15 @@ impl State {
                     )?;
                     pending.push(Pending::Unit(reply));
                 }
-                WriteOp::SetLimits(limits) => self.limits = limits,
+                WriteOp::SetLimits(limits) => {
+                    // Rooms whose depth shrank are trimmed in this very transaction.
+                    for (room, limit) in &limits {
+                        if self.counts.get(room).copied().unwrap_or(0) > u64::from(*limit) {
+                            touched.entry(room.clone()).or_default();
+                        }
+                    }
+                    self.limits = limits;
+                }
                 WriteOp::Flush(reply) => pending.push(Pending::Flush(reply)),
                 WriteOp::Close => {}
             }
@@ -299,58 +320,87 @@ impl State {
         for (room, added) in touched {
             // Every room the hub accepts posts for has a limit (sent at start and on reload).
             let limit = self.limits.get(&room).map_or(u64::MAX, |l| u64::from(*l));
-            let ts = self.clocks.get(&room).copied().unwrap_or(0);
-            tx.execute(
-                "INSERT INTO room_clock (room, last_ts) VALUES (?1, ?2)
-                 ON CONFLICT (room) DO UPDATE SET last_ts = excluded.last_ts",
-                params![room, ts as i64],
-            )?;
             let count = self.counts.get(&room).copied().unwrap_or(0) + added;
             if count > limit {
-                tx.execute(
+                let excess = (count - limit) as i64;
+                // The oldest leave history; their ids are remembered for a while.
+                self.seen_rows +=
+                    tx.prepare_cached(
+                        "INSERT OR IGNORE INTO seen (id, at)
+                         SELECT id, ?3 FROM posts WHERE room = ?1 ORDER BY room_ts ASC LIMIT ?2",
+                    )?
+                    .execute(params![room, excess, now_s as i64])? as u64;
+                tx.prepare_cached(
                     "DELETE FROM posts WHERE room = ?1 AND room_ts <=
-                       (SELECT room_ts FROM posts WHERE room = ?1 ORDER BY room_ts DESC LIMIT 1 OFFSET ?2)",
-                    params![room, limit as i64],
-                )?;
+                       (SELECT room_ts FROM posts WHERE room = ?1 ORDER BY room_ts ASC LIMIT 1 OFFSET ?2)",
+                )?
+                .execute(params![room, excess - 1])?;
             }
             self.counts.insert(room, count.min(limit));
         }
         self.batches += 1;
-        if self.batches % 10_000 == 1 {
-            tx.execute(
-                "DELETE FROM seen WHERE at < ?1 AND id NOT IN (SELECT id FROM posts)",
-                [now.saturating_sub(SEEN_RETENTION_S) as i64],
-            )?;
-        }
+        self.seen_rows = purge_seen(&tx, self.seen_rows, self.batches, now_s)?;
         tx.commit()?;
         Ok(())
     }
 }
 
-/// Records the id; false when it was already there (a duplicate).
-fn insert_seen(tx: &Transaction<'_>, post: &Post, now: u64) -> rusqlite::Result<bool> {
-    let n = tx
-        .prepare_cached("INSERT OR IGNORE INTO seen (id, room, at) VALUES (?1, ?2, ?3)")?
-        .execute(params![&post.id.0[..], post.room, now as i64])?;
-    Ok(n == 1)
+/// Forgets trimmed ids in small steps: the oldest beyond the row cap, and (every 64th batch)
+/// the oldest past the retention time. Returns the rows left.
+fn purge_seen(
+    tx: &Transaction<'_>,
+    seen_rows: u64,
+    batches: u64,
+    now_s: u64,
+) -> rusqlite::Result<u64> {
+    if seen_rows == 0 {
+        return Ok(0);
+    }
+    let over = seen_rows.saturating_sub(SEEN_MAX_ROWS) as i64;
+    let removed = if over > 0 {
+        tx.prepare_cached(
+            "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM seen ORDER BY rowid LIMIT ?1)",
+        )?
+        .execute([over])?
+    } else if batches % 64 == 1 {
+        tx.prepare_cached(
+            "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM
+                   (SELECT rowid, at FROM seen ORDER BY rowid LIMIT ?1) WHERE at < ?2)",
+        )?
+        .execute(params![
+            SEEN_PURGE_STEP,
+            now_s.saturating_sub(SEEN_RETENTION_S) as i64
+        ])?
+    } else {
+        0
+    };
+    Ok(seen_rows.saturating_sub(removed as u64))
 }
 
-fn insert_post(tx: &Transaction<'_>, p: &Post) -> rusqlite::Result<()> {
-    tx.prepare_cached(
-        "INSERT INTO posts (id, room, room_ts, author_kind, author_id, author_name, origin, author_ts, text, hops)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-    )?
-    .execute(params![
-        &p.id.0[..],
-        p.room,
-        p.room_ts as i64,
-        p.author.kind.as_str(),
-        p.author.id,
-        p.author.name,
-        p.origin,
-        p.author_ts as i64,
-        p.text,
-        p.hops as i64
-    ])?;
-    Ok(())
+/// Whether the id was trimmed from history recently (a late duplicate).
+fn was_trimmed(tx: &Transaction<'_>, post: &Post) -> rusqlite::Result<bool> {
+    let mut stmt = tx.prepare_cached("SELECT 1 FROM seen WHERE id = ?1")?;
+    stmt.exists([&post.id.0[..]])
+}
+
+/// Inserts the post; false when its id is already in history (a duplicate).
+fn insert_post(tx: &Transaction<'_>, p: &Post) -> rusqlite::Result<bool> {
+    let n = tx
+        .prepare_cached(
+            "INSERT OR IGNORE INTO posts (room, room_ts, id, author_kind, author_id, author_name, origin, author_ts, text, hops)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            p.room,
+            p.room_us as i64,
+            &p.id.0[..],
+            p.author.kind.as_str(),
+            p.author.id,
+            p.author.name,
+            p.origin,
+            p.author_ts as i64,
+            p.text,
+            p.hops as i64
+        ])?;
+    Ok(n == 1)
 }

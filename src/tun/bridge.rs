@@ -213,6 +213,7 @@ mod tests {
             origin: "gw".into(),
             author_ts: 1,
             room_ts: 2,
+            room_us: 2_000_000,
             text: text.into(),
             hops: 0,
         }

@@ -196,6 +196,7 @@ mod tests {
             origin: "gw1".into(),
             author_ts: 1_764_000_000,
             room_ts: 1_764_000_001,
+            room_us: 1_764_000_001_000_000,
             text: "hello\nworld \"quoted\"".into(),
             hops: 0,
         }

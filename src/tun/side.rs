@@ -4,8 +4,9 @@
 //!   so the hub's group commit can batch a burst), passes IGMP reports on;
 //! - **hub → device**: writes every committed post of another side as one datagram to its
 //!   room's group, and an IGMP general query every `igmp_query_interval_s`;
-//! - **membership**: reads `/proc/net/igmp` on a short period and at once after a report, and
-//!   publishes each room's `ip` participants.
+//! - **membership**: reads `/proc/net/igmp` at once after an IGMP report and once per query
+//!   cycle (never on a short poll, so an idle gateway sleeps), and publishes each room's `ip`
+//!   participants.
 //!
 //! When the device cannot be created (no `/dev/net/tun`, no CAP_NET_ADMIN) in `auto` mode, the
 //! gateway runs without this side and says so once in the log and under `tun` in `/status`.
@@ -33,9 +34,6 @@ use crate::tun::proc_igmp;
 use crate::tun::seal::SealKey;
 use crate::tun::status::{TunStatus, TunStatusSource};
 
-/// How often `/proc/net/igmp` is read: joins and leaves of the second and later sockets of a
-/// group send no IGMP, so this period bounds how stale a room's `ip` count can be.
-const PROC_POLL: Duration = Duration::from_millis(500);
 /// Datagrams from the host in flight to the hub at once.
 const MAX_IN_FLIGHT: usize = 512;
 /// Max response time announced in our queries, in tenths of a second.
@@ -137,6 +135,7 @@ pub async fn spawn(
         reports_rx,
         bridge,
         status,
+        Duration::from_secs(u64::from(cfg.igmp_query_interval_s.max(1))),
         ctx.shutdown.clone(),
     ));
 
@@ -352,11 +351,16 @@ async fn track_members(
     mut reports: mpsc::Receiver<Vec<GroupReport>>,
     bridge: Arc<BridgeCell>,
     status: Arc<TunStatus>,
+    query_interval: Duration,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let device = status.device.clone();
     let mut rooms = hub.watch_rooms();
-    let mut poll = tokio::time::interval(PROC_POLL);
+    // Joins and leaves of a group's second and later sockets send no IGMP of their own, but
+    // every host answers our query (each query cycle) with reports, which trigger a read; this
+    // read per cycle is the safety net. So a room's `ip` count is at most one query interval
+    // stale, and an idle gateway does not wake up for it in between.
+    let mut poll = tokio::time::interval(query_interval);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut proc_warned = false;
     loop {

@@ -1,4 +1,5 @@
 //! The hub and its store: ids, room clocks, history depth, delivery to the sides, durable side
 //! state.
 
+mod footprint_store;
 mod store;

@@ -19,11 +19,11 @@ fn room(name: &str, max_history: u32) -> RoomConfig {
     }
 }
 
-/// A wall clock the test can set.
+/// A wall clock the test can set, in whole seconds (the store's clock counts microseconds).
 fn settable(start: u64) -> (Arc<AtomicU64>, meshroom_gw::store::writer::WallClock) {
     let now = Arc::new(AtomicU64::new(start));
     let n = now.clone();
-    (now, Arc::new(move || n.load(Ordering::SeqCst)))
+    (now, Arc::new(move || n.load(Ordering::SeqCst) * 1_000_000))
 }
 
 fn post(room: &str, id: Option<PostId>, text: &str) -> NewPost {
@@ -83,21 +83,23 @@ async fn room_timestamps_strictly_increase_across_restart_and_clock_set_back() {
         for i in 0..5 {
             let p = accept(&hub, post("R", None, &format!("burst {i}"))).await;
             assert!(
-                p.room_ts > last,
+                p.room_us > last,
                 "room clock went from {last} to {}",
-                p.room_ts
+                p.room_us
             );
-            last = p.room_ts;
+            assert_eq!(p.room_ts, p.room_us / 1_000_000);
+            last = p.room_us;
         }
-        // Five posts in one wall-clock second: the room clock runs ahead, never repeats.
-        assert_eq!(last, 1_800_000_004);
+        // Five posts in one wall-clock second: the room clock steps a microsecond each, never
+        // repeats, and stays in that second.
+        assert_eq!(last, 1_800_000_000_000_004);
         hub.flush().await;
     }
     // Restart with the wall clock set back an hour (a Pi booting without an RTC).
     now.store(1_800_000_000 - 3600, Ordering::SeqCst);
     let hub = Hub::open("A", dir.path(), &[room("R", 100)], clock).unwrap();
     let p = accept(&hub, post("R", None, "after restart")).await;
-    assert_eq!(p.room_ts, last + 1, "the room clock never goes back");
+    assert_eq!(p.room_us, last + 1, "the room clock never goes back");
     now.store(1_800_000_100, Ordering::SeqCst);
     let p2 = accept(&hub, post("R", None, "clock caught up")).await;
     assert_eq!(
@@ -109,7 +111,7 @@ async fn room_timestamps_strictly_increase_across_restart_and_clock_set_back() {
         .await
         .unwrap()
         .iter()
-        .map(|p| p.room_ts)
+        .map(|p| p.room_us)
         .collect();
     assert!(ts.windows(2).all(|w| w[0] < w[1]), "{ts:?}");
     assert_eq!(hub.tallies().get("R").last_post_at, Some(1_800_000_100));
@@ -156,7 +158,7 @@ async fn history_keeps_the_newest_max_history_posts_and_survives_restart() {
         1,
         "rooms keep their own history"
     );
-    let after = hub.recent("R", 100).await.unwrap()[0].room_ts;
+    let after = hub.recent("R", 100).await.unwrap()[0].room_us;
     let newer: Vec<String> = hub
         .history_after("R", after, 10)
         .await

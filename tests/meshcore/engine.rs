@@ -134,6 +134,27 @@ impl Air {
                 Action::ParticipantsChanged { .. }
                 | Action::Heard { .. }
                 | Action::ChannelPost(_) => {}
+                Action::FetchHistory {
+                    room,
+                    after_us,
+                    limit,
+                } => {
+                    let page = self
+                        .hub
+                        .posts
+                        .iter()
+                        .filter(|(r, _, ts, _)| *r == room && *ts as u64 * 1_000_000 > after_us)
+                        .take(limit)
+                        .map(|(_, id, ts, text)| RoomPost {
+                            id: *id,
+                            room_ts: *ts,
+                            room_us: *ts as u64 * 1_000_000,
+                            author: PostAuthor::Named("host".into()),
+                            text: text.clone(),
+                        })
+                        .collect();
+                    self.engine.history_page(room, after_us, page);
+                }
             }
         }
     }
@@ -155,6 +176,7 @@ impl Air {
                 RoomPost {
                     id: p.id,
                     room_ts: ts,
+                    room_us: ts as u64 * 1_000_000,
                     author: PostAuthor::Radio(p.author),
                     text: p.text.clone(),
                 },
@@ -177,6 +199,7 @@ impl Air {
             RoomPost {
                 id,
                 room_ts: ts,
+                room_us: ts as u64 * 1_000_000,
                 author: PostAuthor::Named(name.to_string()),
                 text: text.to_string(),
             },
@@ -666,6 +689,7 @@ fn restart_keeps_clock_clients_and_history() {
         .map(|(_, id, ts, text)| RoomPost {
             id: *id,
             room_ts: *ts,
+            room_us: *ts as u64 * 1_000_000,
             author: PostAuthor::Radio(air.radios[0].companion.public()),
             text: text.clone(),
         })

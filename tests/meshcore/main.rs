@@ -8,6 +8,8 @@ mod common;
 mod channel;
 mod e2e;
 mod engine;
+mod footprint_deadlines;
+mod footprint_push;
 mod fuzz;
 mod service;
 mod vectors;

@@ -254,6 +254,25 @@ impl Air {
                         let bytes = clock.to_le_bytes().to_vec();
                         gw.hub.state().put(NS_CLOCK, &name, bytes).await.unwrap();
                     }
+                    // A client behind the push window: a page from the store, as the service reads it.
+                    Action::FetchHistory {
+                        room,
+                        after_us,
+                        limit,
+                    } => {
+                        let name = gw.rooms[room].clone();
+                        let server = gw.hub.server_name().to_string();
+                        let page = gw
+                            .hub
+                            .history_after(&name, after_us, limit)
+                            .await
+                            .unwrap()
+                            .iter()
+                            .map(|p| room_post(p, &server))
+                            .collect();
+                        let gw = self.gw.as_mut().unwrap();
+                        gw.engine.history_page(room, after_us, page);
+                    }
                     // No room in these scenarios keeps a group channel.
                     Action::ParticipantsChanged { .. }
                     | Action::Heard { .. }

@@ -103,6 +103,14 @@ pub enum Action {
     Heard { room: RoomId, key: PublicKey },
     /// Store this channel message in its room, then call [`Engine::channel_committed`].
     ChannelPost(ChannelPost),
+    /// Read up to `limit` posts of the room after the room clock `after_us` (µs) from the store
+    /// for a client behind the push window, then call [`Engine::history_page`] (or
+    /// [`Engine::history_failed`]).
+    FetchHistory {
+        room: RoomId,
+        after_us: u64,
+        limit: usize,
+    },
 }
 
 /// Everything the engine needs to know about one room at start.
@@ -118,7 +126,8 @@ pub struct RoomSetup {
     pub clock: u32,
     /// Clients remembered from before the restart.
     pub clients: Vec<ClientRecord>,
-    /// The room's newest posts, oldest first.
+    /// The room's newest posts, oldest first: up to the push window
+    /// ([`super::history::PUSH_WINDOW`]); older ones are read from the store when needed.
     pub history: Vec<RoomPost>,
 }
 
@@ -636,6 +645,20 @@ impl Engine {
         }
     }
 
+    /// The answer to [`Action::FetchHistory`]: the room's posts after `after_us`, oldest first.
+    pub fn history_page(&mut self, room: RoomId, after_us: u64, posts: Vec<RoomPost>) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.history_page(after_us, posts);
+        }
+    }
+
+    /// A [`Action::FetchHistory`] could not be answered; the next push round asks again.
+    pub fn history_failed(&mut self, room: RoomId) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.history_failed();
+        }
+    }
+
     /// Timers: adverts, push rounds, push ACK timeouts, participant silence.
     pub fn tick(&mut self, now: Now) -> Vec<Action> {
         let mut out = Vec::new();
@@ -651,6 +674,16 @@ impl Engine {
         }
         self.channels = channels;
         out
+    }
+
+    /// The earliest monotonic time (ms) at which [`Engine::tick`] has work: the caller sleeps
+    /// until then or until a frame, a commit or a post arrives, and asks again after each event.
+    /// `None`: no timer is running (only an event can create work).
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.rooms
+            .iter()
+            .filter_map(|r| r.next_deadline(&self.config))
+            .min()
     }
 
     /// Applies a room's new password (`None`: public) to logins from now on; clients already

@@ -1,6 +1,12 @@
-//! The posts a room can push (§10.5): a window of the room's newest committed posts, oldest
-//! first, as the push scheduler needs them. Unlike the firmware's 32-post RAM ring it is as
-//! deep as the room's `max_history` and is refilled from the store on start.
+//! The posts a room can push (§10.5): a small window of the room's newest committed posts,
+//! oldest first, as the push scheduler needs them (like the firmware's 32-post RAM ring). A
+//! client further behind is served from the store: the engine asks for a page of history after
+//! the client's cursor ([`PUSH_WINDOW`] posts at a time), so memory does not grow with
+//! `max_history`.
+//!
+//! Order and cursors use the room clock in microseconds (`room_us`, strictly increasing); the
+//! wire carries whole seconds (`room_ts`), which posts of a burst may share, so each client's
+//! push cursor is kept here, server-side, in microseconds.
 
 use std::collections::{HashSet, VecDeque};
 
@@ -8,6 +14,19 @@ use crate::meshcore::wire::advert::truncate_utf8;
 use crate::meshcore::wire::identity::PublicKey;
 use crate::meshcore::wire::message::MAX_PUSH_TEXT;
 
+/// Newest posts kept in RAM per room, and the page size of a read for a client behind them.
+pub const PUSH_WINDOW: usize = 64;
+
+/// A push cursor (µs) from a whole-second `sync_since` a client sent: everything up to the end
+/// of that second, unless the server's own cursor lies within it (then it knows better).
+pub fn cursor_from_sync_since(sync_since: u32, known_us: u64) -> u64 {
+    let s = u64::from(sync_since);
+    if known_us / 1_000_000 == s {
+        known_us
+    } else {
+        s * 1_000_000 + 999_999
+    }
+}
 /// Who a pushed post is shown as.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PostAuthor {
@@ -23,8 +42,10 @@ pub enum PostAuthor {
 pub struct RoomPost {
     /// The hub's post id (dedups a post that arrives both as a commit and as a delivery).
     pub id: [u8; 16],
-    /// Room clock timestamp: what `sync_since` is compared with.
+    /// Room clock timestamp in whole seconds: what goes on the air and `sync_since` counts in.
     pub room_ts: u32,
+    /// Room clock in microseconds: the order, and what push cursors count in.
+    pub room_us: u64,
     pub author: PostAuthor,
     pub text: String,
 }
@@ -52,12 +73,14 @@ pub struct CachedPost {
     pub added_ms: u64,
 }
 
-/// Newest `capacity` posts, ordered by room timestamp.
+/// Newest `capacity` posts, ordered by room clock; every post newer than
+/// [`PostCache::complete_after`] is here.
 #[derive(Debug)]
 pub struct PostCache {
     posts: VecDeque<CachedPost>,
     ids: HashSet<[u8; 16]>,
     capacity: usize,
+    complete_after: u64,
 }
 
 impl PostCache {
@@ -66,17 +89,35 @@ impl PostCache {
             posts: VecDeque::new(),
             ids: HashSet::new(),
             capacity: capacity.max(1),
+            complete_after: 0,
         }
     }
 
-    /// Adds a post unless its id is already here; keeps room-timestamp order.
+    /// A cache holding `newest` (the room's newest posts, oldest first, as read from the store
+    /// with a limit of `read_limit`): when the read was cut, older posts exist in the store.
+    pub fn with_newest(capacity: usize, newest: Vec<RoomPost>, read_limit: usize) -> PostCache {
+        let mut cache = PostCache::new(capacity);
+        let cut = newest.len() >= read_limit;
+        let oldest = newest.first().map(|p| p.room_us);
+        for p in newest {
+            cache.insert(p, 0);
+        }
+        if cut {
+            if let Some(oldest) = oldest {
+                cache.complete_after = cache.complete_after.max(oldest.saturating_sub(1));
+            }
+        }
+        cache
+    }
+
+    /// Adds a post unless its id is already here; keeps room-clock order.
     pub fn insert(&mut self, post: RoomPost, now_ms: u64) -> bool {
-        if self.ids.contains(&post.id) {
+        if self.ids.contains(&post.id) || post.room_us <= self.complete_after {
             return false;
         }
         let at = self
             .posts
-            .partition_point(|p| p.post.room_ts <= post.room_ts);
+            .partition_point(|p| p.post.room_us <= post.room_us);
         self.ids.insert(post.id);
         self.posts.insert(
             at,
@@ -89,7 +130,8 @@ impl PostCache {
         true
     }
 
-    /// A new depth (a reloaded `max_history`): the oldest posts beyond it leave at once.
+    /// A new depth (a reloaded `max_history`, capped at the window): the oldest posts beyond it
+    /// leave at once.
     pub fn set_capacity(&mut self, capacity: usize) {
         self.capacity = capacity.max(1);
         self.trim();
@@ -99,28 +141,40 @@ impl PostCache {
         while self.posts.len() > self.capacity {
             if let Some(old) = self.posts.pop_front() {
                 self.ids.remove(&old.post.id);
+                self.complete_after = self.complete_after.max(old.post.room_us);
             }
         }
     }
 
-    /// The oldest post newer than `sync_since` that `skip_author` did not write.
-    pub fn next_after(&self, sync_since: u32, skip_author: &PublicKey) -> Option<&CachedPost> {
-        let start = self.posts.partition_point(|p| p.post.room_ts <= sync_since);
+    /// Every post with a room clock above this is in the cache; older ones are in the store.
+    pub fn complete_after(&self) -> u64 {
+        self.complete_after
+    }
+
+    /// The oldest post after the cursor `after_us` that `skip_author` did not write.
+    pub fn next_after(&self, after_us: u64, skip_author: &PublicKey) -> Option<&CachedPost> {
+        let start = self.posts.partition_point(|p| p.post.room_us <= after_us);
         self.posts
             .iter()
             .skip(start)
             .find(|p| p.post.author != PostAuthor::Radio(*skip_author))
     }
 
-    /// How many posts newer than `sync_since` `client` has not written (the keep-alive ACK's
-    /// "unsynced" count).
-    pub fn unsynced(&self, sync_since: u32, client: &PublicKey) -> usize {
-        let start = self.posts.partition_point(|p| p.post.room_ts <= sync_since);
-        self.posts
+    /// How many posts after the cursor `after_us` `client` has not written (the keep-alive
+    /// ACK's "unsynced" count; a client behind the window has at least a window's worth).
+    pub fn unsynced(&self, after_us: u64, client: &PublicKey) -> usize {
+        let start = self.posts.partition_point(|p| p.post.room_us <= after_us);
+        let here = self
+            .posts
             .iter()
             .skip(start)
             .filter(|p| p.post.author != PostAuthor::Radio(*client))
-            .count()
+            .count();
+        if after_us < self.complete_after {
+            here.max(self.capacity)
+        } else {
+            here
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -136,6 +190,28 @@ impl PostCache {
     }
 }
 
+/// A page of older history read for a client behind the window: every post in
+/// `(after_us, end_us]`, oldest first.
+#[derive(Debug, Default)]
+pub struct Backlog {
+    pub after_us: u64,
+    pub end_us: u64,
+    pub posts: Vec<RoomPost>,
+}
+
+impl Backlog {
+    /// Whether this page answers "what comes after `cursor_us`".
+    pub fn covers(&self, cursor_us: u64) -> bool {
+        self.after_us <= cursor_us && cursor_us < self.end_us
+    }
+
+    pub fn next_after(&self, after_us: u64, skip_author: &PublicKey) -> Option<&RoomPost> {
+        self.posts
+            .iter()
+            .find(|p| p.room_us > after_us && p.author != PostAuthor::Radio(*skip_author))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +220,7 @@ mod tests {
         RoomPost {
             id: [id; 16],
             room_ts: ts,
+            room_us: ts as u64 * 1_000_000,
             author,
             text: format!("p{id}"),
         }
@@ -158,10 +235,11 @@ mod tests {
         assert!(!c.insert(post(1, 10, PostAuthor::Named("h".into())), 0));
         assert!(c.insert(post(3, 30, PostAuthor::Named("h".into())), 0));
         assert_eq!(c.next_after(0, &me).unwrap().post.room_ts, 10);
-        assert_eq!(c.next_after(10, &me).unwrap().post.room_ts, 30);
-        assert_eq!(c.unsynced(10, &me), 1);
+        assert_eq!(c.next_after(10_000_000, &me).unwrap().post.room_ts, 30);
+        assert_eq!(c.unsynced(10_000_000, &me), 1);
         c.insert(post(4, 40, PostAuthor::Named("h".into())), 0);
         assert_eq!(c.len(), 3);
+        assert_eq!(c.complete_after(), 10_000_000, "post 1 left the window");
         assert_eq!(c.next_after(0, &me).unwrap().post.room_ts, 30);
     }
 

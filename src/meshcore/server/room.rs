@@ -8,7 +8,7 @@ use rand::Rng;
 
 use super::counters::RoomCounters;
 use super::engine::{Action, Ctx, EngineConfig, Now, ParticipantInfo, Priority, RoomId, RoomSetup};
-use super::history::{PostCache, RoomPost};
+use super::history::{cursor_from_sync_since, Backlog, PostCache, RoomPost, PUSH_WINDOW};
 use super::roster::{Client, LoginGuard, PendingPush, Role};
 use crate::meshcore::wire;
 use crate::meshcore::wire::advert::{Advert, AppData};
@@ -52,6 +52,15 @@ pub enum DatagramOutcome {
     Handled(Option<IncomingPost>),
 }
 
+/// What a client gets pushed next.
+enum Next {
+    /// This post (added to the window at this monotonic time; 0 for posts read from the store).
+    Post(RoomPost, u64),
+    /// Posts after this cursor must be read from the store first.
+    Fetch(u64),
+    Nothing,
+}
+
 /// Shared secrets of recent anonymous senders, so a burst of logins costs one ECDH each.
 const ECDH_CACHE: usize = 64;
 /// Wrong-password entries remembered per room.
@@ -67,6 +76,9 @@ pub struct Room {
     guard: LoginGuard,
     ecdh_cache: HashMap<PublicKey, SharedSecret>,
     cache: PostCache,
+    /// Older history read for a client behind the window, and whether a read is under way.
+    backlog: Backlog,
+    fetching: bool,
     clock: u32,
     next_zero_hop_ms: u64,
     next_flood_ms: u64,
@@ -88,10 +100,8 @@ fn datagram_payload(ptype: PayloadType, d: Datagram) -> Vec<u8> {
 impl Room {
     pub fn new(id: RoomId, setup: RoomSetup, config: &EngineConfig, now: Now) -> Room {
         let public = setup.identity.public();
-        let mut cache = PostCache::new(setup.max_history);
-        for post in setup.history {
-            cache.insert(post, 0);
-        }
+        let window = setup.max_history.clamp(1, PUSH_WINDOW);
+        let cache = PostCache::with_newest(window, setup.history, window);
         let password = setup
             .password
             .map(|p| p[..p.len().min(wire::message::MAX_PASSWORD_LEN)].to_vec());
@@ -108,6 +118,8 @@ impl Room {
             ),
             ecdh_cache: HashMap::new(),
             cache,
+            backlog: Backlog::default(),
+            fetching: false,
             clock: setup.clock,
             // Stagger rooms so their adverts do not collide.
             next_zero_hop_ms: now.mono_ms + config.first_advert_delay_ms + id as u64 * 700,
@@ -132,6 +144,7 @@ impl Room {
                 secret,
                 role: rec.role,
                 sync_since: rec.sync_since,
+                cursor_us: cursor_from_sync_since(rec.sync_since, rec.cursor_us),
                 last_ts: rec.last_ts,
                 name: rec.name,
                 out_path: None,
@@ -209,7 +222,51 @@ impl Room {
     }
 
     pub fn set_max_history(&mut self, max_history: usize) {
-        self.cache.set_capacity(max_history);
+        self.cache.set_capacity(max_history.clamp(1, PUSH_WINDOW));
+    }
+
+    /// A page of history after `after_us` read from the store (the answer to
+    /// [`Action::FetchHistory`] with that `limit`).
+    pub fn history_page(&mut self, after_us: u64, posts: Vec<RoomPost>) {
+        self.fetching = false;
+        let end_us = posts.last().map_or(after_us, |p| p.room_us);
+        self.backlog = Backlog {
+            after_us,
+            end_us,
+            posts,
+        };
+    }
+
+    /// A read of history failed: the next push round asks again.
+    pub fn history_failed(&mut self) {
+        self.fetching = false;
+    }
+
+    /// What a client gets next: a post from the window or the backlog page, or the cursor to
+    /// read the store after. Own posts are passed over (the second value: the cursor may move
+    /// past them).
+    fn next_for(&self, idx: usize) -> Next {
+        let c = &self.clients[idx];
+        let mut from = c.cursor_us;
+        if from >= self.cache.complete_after() {
+            return match self.cache.next_after(from, &c.key) {
+                Some(p) => Next::Post(p.post.clone(), p.added_ms),
+                None => Next::Nothing,
+            };
+        }
+        if self.backlog.covers(from) {
+            if let Some(p) = self.backlog.next_after(from, &c.key) {
+                return Next::Post(p.clone(), 0);
+            }
+            from = self.backlog.end_us;
+            if from >= self.cache.complete_after() {
+                return match self.cache.next_after(from, &c.key) {
+                    Some(p) => Next::Post(p.post.clone(), p.added_ms),
+                    None => Next::Nothing,
+                };
+            }
+        }
+        Next::Fetch(from)
     }
 
     pub fn add_post(&mut self, post: RoomPost, now_ms: u64) {
@@ -435,6 +492,7 @@ impl Room {
                         c.role = role;
                     }
                     c.sync_since = login.sync_since;
+                    c.cursor_us = cursor_from_sync_since(login.sync_since, c.cursor_us);
                     c.last_ts = login.timestamp;
                     c.pending = None;
                     c.push_failures = 0;
@@ -450,6 +508,7 @@ impl Room {
                     secret,
                     role: role.unwrap_or(Role::ReadWrite),
                     sync_since: login.sync_since,
+                    cursor_us: cursor_from_sync_since(login.sync_since, 0),
                     last_ts: login.timestamp,
                     name: ctx.name_of(&req.sender),
                     out_path: None,
@@ -643,15 +702,16 @@ impl Room {
                 if let Some(since) = req.keep_alive_sync_since() {
                     if since != 0 {
                         c.sync_since = since;
+                        c.cursor_us = cursor_from_sync_since(since, c.cursor_us);
                     }
                 }
                 c.pending = None;
                 let key = c.key;
                 let has_route = c.out_path.is_some();
-                let sync_since = c.sync_since;
+                let cursor = c.cursor_us;
                 self.save_client(ctx, idx);
                 if has_route {
-                    let unsynced = self.cache.unsynced(sync_since, &key).min(255) as u8;
+                    let unsynced = self.cache.unsynced(cursor, &key).min(255) as u8;
                     let ack = Ack {
                         crc: req.keep_alive_ack(&key),
                         extra: vec![unsynced],
@@ -707,6 +767,7 @@ impl Room {
             return false;
         };
         c.sync_since = c.sync_since.max(p.post_ts);
+        c.cursor_us = c.cursor_us.max(p.post_us);
         c.pending = None;
         c.push_failures = 0;
         ctx.counters.push_acks += 1;
@@ -748,6 +809,45 @@ impl Room {
                     ctx.config.push_idle_interval_ms
                 };
         }
+    }
+
+    /// The earliest monotonic time (ms) at which [`Room::tick`] has something to do: an advert,
+    /// a push ACK timeout, a participant falling silent, or a push that is ready (a client with
+    /// an unsynced post, once the push pacing, the post's settling time and the client's
+    /// post-login pause allow). `None`: nothing until a frame or a post arrives.
+    pub fn next_deadline(&self, config: &EngineConfig) -> Option<u64> {
+        let mut at = self.next_zero_hop_ms;
+        if config.flood_advert_interval_ms > 0 {
+            at = at.min(self.next_flood_ms);
+        }
+        for (i, c) in self.clients.iter().enumerate() {
+            if c.present {
+                at = at.min(
+                    c.last_heard_ms
+                        .saturating_add(config.silence_timeout_ms)
+                        .saturating_add(1),
+                );
+            }
+            if let Some(p) = &c.pending {
+                at = at.min(p.deadline_ms);
+                continue;
+            }
+            if c.push_failures >= config.push_max_failures || c.role == Role::Guest {
+                continue;
+            }
+            let added_ms = match self.next_for(i) {
+                Next::Post(_, added_ms) => added_ms,
+                // A read is due (or under way: its answer is an event of its own).
+                Next::Fetch(_) if !self.fetching => 0,
+                Next::Fetch(_) | Next::Nothing => continue,
+            };
+            let ready = self
+                .next_push_ms
+                .max(c.push_not_before_ms)
+                .max(added_ms.saturating_add(config.push_min_age_ms));
+            at = at.min(ready);
+        }
+        (at != u64::MAX).then_some(at)
     }
 
     fn advert_if_due(&mut self, ctx: &mut Ctx) {
@@ -803,13 +903,27 @@ impl Room {
             {
                 continue;
             }
-            let Some(cached) = self.cache.next_after(c.sync_since, &c.key) else {
-                continue;
+            let (post, added_ms) = match self.next_for(idx) {
+                Next::Post(post, added_ms) => (post, added_ms),
+                Next::Nothing => continue,
+                Next::Fetch(after_us) => {
+                    // Everything up to `after_us` is the client's own: it has those.
+                    let c = &mut self.clients[idx];
+                    c.cursor_us = c.cursor_us.max(after_us);
+                    if !self.fetching {
+                        self.fetching = true;
+                        ctx.out.push(Action::FetchHistory {
+                            room: self.id,
+                            after_us,
+                            limit: PUSH_WINDOW,
+                        });
+                    }
+                    continue;
+                }
             };
-            if now.saturating_sub(cached.added_ms) < ctx.config.push_min_age_ms {
+            if now.saturating_sub(added_ms) < ctx.config.push_min_age_ms {
                 continue;
             }
-            let post = cached.post.clone();
             self.rr_cursor = (idx + 1) % n;
             self.push(ctx, idx, &post);
             return true;
@@ -843,6 +957,7 @@ impl Room {
         );
         self.clients[idx].pending = Some(PendingPush {
             post_ts: post.room_ts,
+            post_us: post.room_us,
             ack,
             deadline_ms: ctx.now.mono_ms + timeout,
         });

@@ -47,6 +47,10 @@ pub struct ClientRecord {
     pub role: Role,
     /// Newest post timestamp (room clock) the client has acknowledged.
     pub sync_since: u32,
+    /// The same in microseconds: the server-side push cursor (posts of a burst share a second;
+    /// this says which of them the client has). 0 in records of older versions.
+    #[serde(default)]
+    pub cursor_us: u64,
     /// Newest timestamp seen from the client (replay check).
     pub last_ts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -60,6 +64,7 @@ pub struct ClientRecord {
 #[derive(Clone, Debug)]
 pub struct PendingPush {
     pub post_ts: u32,
+    pub post_us: u64,
     pub ack: [u8; 4],
     pub deadline_ms: u64,
 }
@@ -71,6 +76,8 @@ pub struct Client {
     pub secret: SharedSecret,
     pub role: Role,
     pub sync_since: u32,
+    /// Push cursor: room clock (µs) of the newest post the client has (see `ClientRecord`).
+    pub cursor_us: u64,
     pub last_ts: u32,
     pub name: Option<String>,
     /// Direct route to the client, learnt from its PATH packets.
@@ -93,6 +100,7 @@ impl Client {
             key: self.key.to_hex(),
             role: self.role,
             sync_since: self.sync_since,
+            cursor_us: self.cursor_us,
             last_ts: self.last_ts,
             name: self.name.clone(),
             last_heard: self.last_heard_unix,

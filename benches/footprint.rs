@@ -1,0 +1,460 @@
+//! What the gateway costs a Raspberry Pi, in one run (prints figures; asserts nothing):
+//! 1. idle wake-ups per second per thread of a running `meshroom-gw` (seed config with the
+//!    simulated radio, and with `radio: none`), from the voluntary + nonvoluntary context
+//!    switches in `/proc/PID/task/*/status` over a window;
+//! 2. RSS and start-up time (spawn → `/status` answers) with 100 rooms × 1000 kept posts, at
+//!    `max_history` 1000 and 1,000,000;
+//! 3. durable ingest through the hub beside raw SQLite inserting the same rows in batches of
+//!    4096 (WAL, synchronous=FULL, no index), at start and after `FOOTPRINT_FILL` posts;
+//! 4. bytes written to storage per post at one post per commit (`/proc/self/io` write_bytes).
+//!
+//! Run: `cargo bench --bench footprint`. Env: `FOOTPRINT_IDLE_S` (window, default 20),
+//! `FOOTPRINT_FILL` (posts before the second ingest figure, default 1,000,000),
+//! `FOOTPRINT_INGEST` (posts per ingest figure, default 50,000).
+//! The gateway runs with `tun.enabled: off` (the bench does not create a device on the host).
+
+mod support;
+use support::env_usize;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use meshroom_gw::config::{Psk, RoomConfig};
+use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, Via};
+use meshroom_gw::store::writer::system_clock;
+
+const BIN: &str = env!("CARGO_BIN_EXE_meshroom-gw");
+
+fn main() {
+    let idle_s = env_usize("FOOTPRINT_IDLE_S", 20) as u64;
+    let fill = env_usize("FOOTPRINT_FILL", 1_000_000);
+    let ingest = env_usize("FOOTPRINT_INGEST", 50_000);
+    let base = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("footprint");
+    let _ = std::fs::remove_dir_all(&base);
+    std::fs::create_dir_all(&base).expect("bench dir");
+
+    println!("== idle wake-ups per second ({idle_s} s window, after 3 s settling) ==");
+    for backend in ["sim", "none"] {
+        let dir = base.join(format!("idle-{backend}"));
+        let cfg = seed_config(&dir, backend, 1, 1000);
+        let mut gw = Gateway::start(&dir, &cfg);
+        std::thread::sleep(Duration::from_secs(3));
+        let before = switches(gw.pid());
+        std::thread::sleep(Duration::from_secs(idle_s));
+        let after = switches(gw.pid());
+        let mut total = 0.0;
+        let mut rows = Vec::new();
+        for (tid, (name, n)) in &after {
+            let was = before.get(tid).map_or(0, |(_, n)| *n);
+            let rate = n.saturating_sub(was) as f64 / idle_s as f64;
+            total += rate;
+            rows.push((name.clone(), *tid, rate));
+        }
+        rows.sort_by(|a, b| b.2.total_cmp(&a.2));
+        println!("radio: {backend}: {total:.2} wake-ups/s for the process");
+        for (name, tid, rate) in rows.iter().filter(|r| r.2 > 0.0) {
+            println!("    {name:<16} (tid {tid}) {rate:.2}/s");
+        }
+        gw.stop();
+    }
+
+    println!("\n== RSS and start-up, 100 rooms x 1000 kept posts, radio: none ==");
+    for max_history in [1000u32, 1_000_000] {
+        let dir = base.join(format!("rooms-{max_history}"));
+        let rooms = rooms(100, max_history);
+        fill_rooms(&dir, &rooms, 1000);
+        let cfg = seed_config(&dir, "none", 100, max_history);
+        let started = Instant::now();
+        let mut gw = Gateway::start(&dir, &cfg);
+        let up = started.elapsed();
+        std::thread::sleep(Duration::from_secs(1));
+        let rss = rss_kib(gw.pid());
+        println!(
+            "max_history {max_history:>9}: start-up to /status {:>6.1} ms, RSS {:>6.1} MB",
+            up.as_secs_f64() * 1000.0,
+            rss as f64 / 1024.0
+        );
+        gw.stop();
+    }
+
+    println!("\n== durable ingest vs raw SQLite (same rows, batches of 4096) ==");
+    let rt = runtime();
+    let dir = base.join("ingest");
+    std::fs::create_dir_all(&dir).expect("dir");
+    let ingest_rooms = rooms(4, 10_000);
+    let raw = Raw::open(&dir.join("raw.db"));
+    rt.block_on(async {
+        let hub = Hub::open("bench", &dir, &ingest_rooms, system_clock()).expect("hub");
+        let mut next = 0usize;
+        for (label, target) in [("at start", 0usize), ("after fill", fill)] {
+            if target > next {
+                let t = Instant::now();
+                submit_many(&hub, next, target - next).await;
+                raw.insert(next, target - next);
+                println!(
+                    "  (filled to {target} posts in {:.1} s)",
+                    t.elapsed().as_secs_f64()
+                );
+                next = target;
+            }
+            let t = Instant::now();
+            submit_many(&hub, next, ingest).await;
+            let hub_rate = ingest as f64 / t.elapsed().as_secs_f64();
+            let t = Instant::now();
+            raw.insert(next, ingest);
+            let raw_rate = ingest as f64 / t.elapsed().as_secs_f64();
+            next += ingest;
+            println!(
+                "{label:<11}: hub {hub_rate:>8.0} posts/s, raw SQLite {raw_rate:>8.0} rows/s, ratio {:.2}x",
+                hub_rate / raw_rate
+            );
+        }
+        hub.close().await;
+    });
+
+    println!("\n== bytes written per post, one post per commit ==");
+    for max_history in [1000u32, 1_000_000] {
+        rt.block_on(async {
+            let dir = base.join(format!("bytes-{max_history}"));
+            let rooms = rooms(4, max_history);
+            let hub = Hub::open("bench", &dir, &rooms, system_clock()).expect("hub");
+            // Warm up past the first checkpoints and into trimming (steady state).
+            for i in 0..5000 {
+                let _ = hub.submit(new_post(i)).await;
+            }
+            let n = 2000;
+            let before = write_bytes();
+            for i in 0..n {
+                let _ = hub.submit(new_post(5000 + i)).await;
+            }
+            let written = write_bytes().saturating_sub(before);
+            println!(
+            "max_history {max_history:>9} ({}): {:.1} KB per post ({n} posts, {:.1} MB written)",
+            if max_history == 1000 { "trimming" } else { "no trimming" },
+            written as f64 / n as f64 / 1024.0,
+            written as f64 / 1e6
+        );
+            hub.close().await;
+        });
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+fn rooms(n: usize, max_history: u32) -> Vec<RoomConfig> {
+    (0..n)
+        .map(|i| RoomConfig {
+            name: if n == 1 {
+                "Public".to_string()
+            } else {
+                format!("room{i:03}")
+            },
+            psk: Psk::default(),
+            description: String::new(),
+            max_history,
+            group: None,
+            port: None,
+            channel: None,
+        })
+        .collect()
+}
+
+fn text(i: usize) -> String {
+    format!("post number {i}: the quick brown fox jumps over the lazy dog, on a LoRa mesh")
+}
+
+fn new_post(i: usize) -> NewPost {
+    NewPost {
+        id: None,
+        room: format!("room{:03}", i % 4),
+        author: Author {
+            kind: AuthorKind::Ip,
+            id: "10.77.0.1:5000".into(),
+            name: Some("bench".into()),
+        },
+        origin: None,
+        author_ts: 1_800_000_000,
+        text: text(i),
+        hops: 0,
+        via: Via::side(AuthorKind::Ip),
+    }
+}
+
+/// `n` posts from 256 concurrent submitters (group commit batches them).
+async fn submit_many(hub: &Hub, first: usize, n: usize) {
+    let submitters = 256.min(n.max(1));
+    let tasks: Vec<_> = (0..submitters)
+        .map(|t| {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                let mut i = t;
+                while i < n {
+                    let _ = hub.submit(new_post(first + i)).await;
+                    i += submitters;
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        let _ = t.await;
+    }
+}
+
+fn fill_rooms(dir: &Path, rooms: &[RoomConfig], per_room: usize) {
+    runtime().block_on(async {
+        let hub = Hub::open("meshroom-gw", dir, rooms, system_clock()).expect("hub");
+        let names: Vec<String> = rooms.iter().map(|r| r.name.clone()).collect();
+        let tasks: Vec<_> = names
+            .into_iter()
+            .map(|room| {
+                let hub = hub.clone();
+                tokio::spawn(async move {
+                    for i in 0..per_room {
+                        let mut p = new_post(i);
+                        p.room = room.clone();
+                        let _ = hub.submit(p).await;
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+        hub.close().await;
+    });
+}
+
+/// The seed configuration (config/meshroom-gw.yaml) with a state directory, a free HTTP port,
+/// the radio backend, `n` rooms, and no TUN device.
+fn seed_config(dir: &Path, backend: &str, n: usize, max_history: u32) -> PathBuf {
+    std::fs::create_dir_all(dir).expect("dir");
+    let seed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/config/meshroom-gw.yaml"
+    ))
+    .expect("seed config");
+    let port = TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut room_list = String::from("rooms:\n");
+    for r in rooms(n, max_history) {
+        room_list.push_str(&format!(
+            "  - name: \"{}\"\n    max_history: {}\n",
+            r.name, r.max_history
+        ));
+    }
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in seed.lines() {
+        if line.starts_with("rooms:") {
+            out.push_str(&room_list);
+            skipping = true;
+            continue;
+        }
+        if skipping {
+            if line.starts_with(' ') || line.starts_with('#') || line.is_empty() {
+                continue;
+            }
+            skipping = false;
+        }
+        let line = if line.trim_start().starts_with("state_dir:") {
+            format!("  state_dir: \"{}\"", dir.join("state").display())
+        } else if line.trim_start().starts_with("listen:") && line.contains("7070") {
+            format!("  listen: \"127.0.0.1:{port}\"")
+        } else if line.trim_start().starts_with("backend:") {
+            format!(
+                "  backend: {backend}\n  air_dir: \"{}\"",
+                dir.join("air").display()
+            )
+        } else if line.trim_start().starts_with("enabled: auto") {
+            "  enabled: off".to_string()
+        } else {
+            line.to_string()
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    let path = dir.join("meshroom-gw.yaml");
+    std::fs::write(&path, out).expect("config");
+    // The rooms were filled straight into this directory's state.
+    let state = dir.join("state");
+    std::fs::create_dir_all(&state).expect("state dir");
+    let db = dir.join("meshroom.db");
+    if db.exists() {
+        for f in ["meshroom.db", "meshroom.db-wal", "meshroom.db-shm"] {
+            let _ = std::fs::rename(dir.join(f), state.join(f));
+        }
+    }
+    path
+}
+
+struct Gateway {
+    child: Child,
+}
+
+impl Gateway {
+    fn start(_dir: &Path, config: &Path) -> Gateway {
+        let text = std::fs::read_to_string(config).expect("config");
+        let listen = text
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("listen: \"127.0.0.1:"))
+            .and_then(|p| p.trim_end_matches('"').parse::<u16>().ok())
+            .expect("listen port");
+        let child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start meshroom-gw");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if status_ok(listen) {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not answer /status"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        Gateway { child }
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    fn stop(&mut self) {
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+fn status_ok(port: u16) -> bool {
+    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+    let req =
+        format!("GET /status HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n");
+    if s.write_all(req.as_bytes()).is_err() {
+        return false;
+    }
+    let mut head = [0u8; 12];
+    s.read_exact(&mut head).is_ok() && head.starts_with(b"HTTP/1.1 200")
+}
+
+/// Per thread: (name, voluntary + nonvoluntary context switches).
+fn switches(pid: u32) -> std::collections::BTreeMap<u32, (String, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
+    for t in tasks.flatten() {
+        let Ok(tid) = t.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(status) = std::fs::read_to_string(t.path().join("status")) else {
+            continue;
+        };
+        let mut name = String::new();
+        let mut n = 0;
+        for line in status.lines() {
+            if let Some(v) = line.strip_prefix("Name:") {
+                name = v.trim().to_string();
+            } else if let Some(v) = line
+                .strip_prefix("voluntary_ctxt_switches:")
+                .or_else(|| line.strip_prefix("nonvoluntary_ctxt_switches:"))
+            {
+                n += v.trim().parse::<u64>().unwrap_or(0);
+            }
+        }
+        out.insert(tid, (name, n));
+    }
+    out
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn write_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/io")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("write_bytes:"))
+                .and_then(|v| v.trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// The baseline: the same rows into one plain table, 4096 per transaction, durable the same way.
+struct Raw {
+    conn: rusqlite::Connection,
+}
+
+impl Raw {
+    fn open(path: &Path) -> Raw {
+        let conn = rusqlite::Connection::open(path).expect("raw db");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("wal");
+        conn.pragma_update(None, "synchronous", "FULL")
+            .expect("sync");
+        conn.execute_batch(
+            "CREATE TABLE IF NOT EXISTS posts (id BLOB NOT NULL, room TEXT NOT NULL,
+               room_ts INTEGER NOT NULL, author_kind TEXT NOT NULL, author_id TEXT NOT NULL,
+               author_name TEXT, origin TEXT NOT NULL, author_ts INTEGER NOT NULL,
+               text TEXT NOT NULL, hops INTEGER NOT NULL)",
+        )
+        .expect("table");
+        Raw { conn }
+    }
+
+    fn insert(&self, first: usize, n: usize) {
+        let mut i = 0;
+        while i < n {
+            let tx = self.conn.unchecked_transaction().expect("tx");
+            {
+                let mut stmt = tx
+                    .prepare_cached(
+                        "INSERT INTO posts VALUES (?1, ?2, ?3, 'ip', '10.77.0.1:5000', 'bench', 'bench', 1800000000, ?4, 0)",
+                    )
+                    .expect("stmt");
+                for k in i..(i + 4096).min(n) {
+                    let id: [u8; 16] = rand::random();
+                    let p = new_post(first + k);
+                    stmt.execute(rusqlite::params![
+                        &id[..],
+                        p.room,
+                        (first + k) as i64,
+                        p.text
+                    ])
+                    .expect("insert");
+                }
+            }
+            tx.commit().expect("commit");
+            i += 4096;
+        }
+    }
+}

@@ -1,0 +1,193 @@
+//! The store sized for a Pi: room time stays near the wall clock through a burst, dedup covers
+//! history and recently trimmed ids, and a version-1 database is migrated in place.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use meshroom_gw::config::{Psk, RoomConfig};
+use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, PostId, Submitted, Via};
+
+fn room(name: &str, max_history: u32) -> RoomConfig {
+    RoomConfig {
+        name: name.into(),
+        psk: Psk::default(),
+        description: String::new(),
+        max_history,
+        group: None,
+        port: None,
+        channel: None,
+    }
+}
+
+fn post(room: &str, id: Option<PostId>, text: &str) -> NewPost {
+    NewPost {
+        id,
+        room: room.into(),
+        author: Author {
+            kind: AuthorKind::Peer,
+            id: "peer".into(),
+            name: None,
+        },
+        origin: Some("elsewhere".into()),
+        author_ts: 1,
+        text: text.into(),
+        hops: 1,
+        via: Via::peer("p"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_2000_posts_keeps_room_time_within_a_minute_of_the_wall_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::open(
+        "A",
+        dir.path(),
+        &[room("R", 10_000)],
+        meshroom_gw::store::writer::system_clock(),
+    )
+    .unwrap();
+    // Submitted all at once, as a federation catch-up does: group commits of many posts.
+    let mut tasks = Vec::new();
+    for i in 0..2000 {
+        let hub = hub.clone();
+        tasks.push(tokio::spawn(async move {
+            hub.submit(post("R", None, &format!("burst {i}"))).await
+        }));
+    }
+    for t in tasks {
+        assert!(matches!(t.await.unwrap().unwrap(), Submitted::Accepted(_)));
+    }
+    let posts = hub.recent("R", 5000).await.unwrap();
+    assert_eq!(posts.len(), 2000);
+    assert!(
+        posts.windows(2).all(|w| w[0].room_us < w[1].room_us),
+        "strictly increasing room clock"
+    );
+    let newest = posts.last().unwrap().room_ts;
+    let now = hub.now();
+    assert!(
+        newest <= now + 60,
+        "room time ran {} s ahead of the wall clock",
+        newest.saturating_sub(now)
+    );
+    // The HTTP/federation cursor reads on without a gap from any post.
+    let mid = &posts[999];
+    let after = hub.history_after("R", mid.room_us, 5000).await.unwrap();
+    assert_eq!(after.len(), 1000);
+    assert_eq!(after[0].id, posts[1000].id);
+    hub.close().await;
+}
+
+#[tokio::test]
+async fn an_id_trimmed_from_history_is_still_a_duplicate() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = Hub::open(
+        "A",
+        dir.path(),
+        &[room("R", 2)],
+        meshroom_gw::store::writer::system_clock(),
+    )
+    .unwrap();
+    let first = PostId::random();
+    assert!(matches!(
+        hub.submit(post("R", Some(first), "one")).await.unwrap(),
+        Submitted::Accepted(_)
+    ));
+    for i in 0..5 {
+        hub.submit(post("R", None, &format!("more {i}")))
+            .await
+            .unwrap();
+    }
+    assert_eq!(hub.recent("R", 10).await.unwrap().len(), 2);
+    // A peer offers the old post again: recognised although it left history.
+    assert!(matches!(
+        hub.submit(post("R", Some(first), "one")).await.unwrap(),
+        Submitted::Duplicate(_)
+    ));
+    // And one still in history is a duplicate too.
+    let kept = hub.recent("R", 1).await.unwrap()[0].id;
+    assert!(matches!(
+        hub.submit(post("R", Some(kept), "again")).await.unwrap(),
+        Submitted::Duplicate(_)
+    ));
+    hub.close().await;
+}
+
+#[tokio::test]
+async fn a_version_1_database_is_migrated_with_its_history_clock_and_cursors() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("meshroom.db");
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('schema_version', '1');
+             CREATE TABLE room_clock (room TEXT PRIMARY KEY, last_ts INTEGER NOT NULL);
+             CREATE TABLE posts (seq INTEGER PRIMARY KEY AUTOINCREMENT, id BLOB NOT NULL,
+                room TEXT NOT NULL, room_ts INTEGER NOT NULL, author_kind TEXT NOT NULL,
+                author_id TEXT NOT NULL, author_name TEXT, origin TEXT NOT NULL,
+                author_ts INTEGER NOT NULL, text TEXT NOT NULL, hops INTEGER NOT NULL);
+             CREATE INDEX posts_by_room ON posts (room, room_ts);
+             CREATE TABLE seen (id BLOB PRIMARY KEY, room TEXT NOT NULL, at INTEGER NOT NULL) WITHOUT ROWID;
+             CREATE TABLE kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key));
+             INSERT INTO kv VALUES ('federation.cursor', 'h:1/R', CAST('4000000001' AS BLOB));
+             INSERT INTO kv VALUES ('meshcore.clock', 'R', x'01020304');",
+        )
+        .unwrap();
+        for (i, ts) in [(1u8, 4_000_000_000i64), (2, 4_000_000_001)] {
+            c.execute(
+                "INSERT INTO posts (id, room, room_ts, author_kind, author_id, author_name, origin, author_ts, text, hops)
+                 VALUES (?1, 'R', ?2, 'ip', 'h', NULL, 'A', 1, ?3, 0)",
+                rusqlite::params![vec![i; 16], ts, format!("old {i}")],
+            )
+            .unwrap();
+            c.execute(
+                "INSERT INTO seen (id, room, at) VALUES (?1, 'R', 1)",
+                [vec![i; 16]],
+            )
+            .unwrap();
+        }
+        // An id trimmed long ago under version 1.
+        c.execute(
+            "INSERT INTO seen (id, room, at) VALUES (?1, 'R', 1)",
+            [vec![9u8; 16]],
+        )
+        .unwrap();
+        c.execute("INSERT INTO room_clock VALUES ('R', 4000000001)", [])
+            .unwrap();
+    }
+    // The wall clock is far behind the stored room clock (no RTC): the clock still never goes back.
+    let now = Arc::new(AtomicU64::new(3_000_000_000));
+    let n = now.clone();
+    let clock = Arc::new(move || n.load(Ordering::SeqCst) * 1_000_000);
+    let hub = Hub::open("A", dir.path(), &[room("R", 100)], clock).unwrap();
+    let posts = hub.recent("R", 10).await.unwrap();
+    assert_eq!(
+        posts.iter().map(|p| p.room_us).collect::<Vec<_>>(),
+        [4_000_000_000_000_000, 4_000_000_001_000_000]
+    );
+    assert_eq!(posts[1].room_ts, 4_000_000_001);
+    assert_eq!(hub.tallies().get("R").history, 2);
+    let p = match hub.submit(post("R", None, "new")).await.unwrap() {
+        Submitted::Accepted(p) => p,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(p.room_us, 4_000_000_001_000_001);
+    assert!(matches!(
+        hub.submit(post("R", Some(PostId([1; 16])), "old 1"))
+            .await
+            .unwrap(),
+        Submitted::Duplicate(_)
+    ));
+    let state = hub.state();
+    assert_eq!(
+        state.get("federation.cursor", "h:1/R").unwrap().unwrap(),
+        b"4000000001000000".to_vec(),
+        "federation cursors count in the room clock's new unit"
+    );
+    assert_eq!(
+        state.get("meshcore.clock", "R").unwrap().unwrap(),
+        vec![1, 2, 3, 4]
+    );
+    hub.close().await;
+}
