@@ -3,7 +3,8 @@
 
 use super::chip::EmuMode;
 use super::world::{ChipId, World, US};
-use crate::hal::{BoardLines, HalError, SpiTransfer};
+use crate::hal::{BoardLines, HalError, SpiTransfer, WaitOutcome};
+use crate::wakeup::Wakeup;
 use std::time::Duration;
 
 /// SPI handle on one emulated chip.
@@ -84,6 +85,28 @@ impl BoardLines for EmuLines {
         Ok(self
             .world
             .wait_until(timeout, |st| st.chips[chip].dio1_edges > edges))
+    }
+
+    fn wait_dio1_or_wakeup(
+        &mut self,
+        timeout: Duration,
+        wakeup: &Wakeup,
+    ) -> Result<WaitOutcome, HalError> {
+        let chip = self.chip;
+        // The wake-up notifies the world's condition variable: the wait below ends at once,
+        // in real time and in virtual time alike, without polling.
+        wakeup.set_hook(self.world.wake_hook());
+        let edges = self.world.lock().chips[chip].dio1_edges;
+        self.world.wait_until(timeout, |st| {
+            st.chips[chip].dio1_edges > edges || wakeup.is_pending()
+        });
+        if self.world.lock().chips[chip].dio1_edges > edges {
+            Ok(WaitOutcome::Dio1)
+        } else if wakeup.take() {
+            Ok(WaitOutcome::Woken)
+        } else {
+            Ok(WaitOutcome::TimedOut)
+        }
     }
 
     fn delay(&mut self, d: Duration) {

@@ -26,13 +26,13 @@ impl State {
         self.air.cut(tx_id, at);
         let Some(t) = self.air.get(tx_id) else { return };
         let (from, t0) = (t.from, t.t0);
-        if let Some(sock) = self.socket.as_mut() {
+        if self.socket.is_some() {
             let msg = AirMessage::Cut {
                 sender: from,
                 tx_id,
                 after: Duration::from_nanos(at.saturating_sub(t0)),
             };
-            sock.broadcast(&wire::encode(&msg));
+            self.outbox.push(wire::encode(&msg));
         }
     }
 
@@ -62,22 +62,21 @@ impl State {
             t_end: t0 + dur_ns(toa),
             cut_at: None,
         };
-        if chip.is_some() {
-            if let Some(sock) = self.socket.as_mut() {
-                let msg = AirMessage::Start {
-                    sender: from,
-                    tx_id: id,
-                    params: LoRaParams {
-                        power_dbm: 0,
-                        ..params
-                    },
-                    ldro: tx.ldro,
-                    power_dbm,
-                    time_on_air: toa,
-                    payload: tx.payload.clone(),
-                };
-                sock.broadcast(&wire::encode(&msg));
-            }
+        // Local transmissions go out to the air directory (when the lock is released).
+        if chip.is_some() && self.socket.is_some() {
+            let msg = AirMessage::Start {
+                sender: from,
+                tx_id: id,
+                params: LoRaParams {
+                    power_dbm: 0,
+                    ..params
+                },
+                ldro: tx.ldro,
+                power_dbm,
+                time_on_air: toa,
+                payload: tx.payload.clone(),
+            };
+            self.outbox.push(wire::encode(&msg));
         }
         self.tx_log.push(TxRecord {
             chip,
