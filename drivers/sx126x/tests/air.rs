@@ -281,3 +281,56 @@ fn measurement_noise_spreads_the_reported_rssi() {
         spread.sqrt()
     );
 }
+
+/// Any program may join the air directory with a node id of its choosing. One that picked 0 — the
+/// id of frames injected by tests, which reach every chip with no path loss — used to arrive 100 dB
+/// too strong: a burst of its long SF12 / 7.8 kHz frames drowned everything else on the channel
+/// for their whole airtime (≈ 57 s per 50-byte frame).
+#[test]
+fn a_radio_with_node_id_zero_on_the_air_directory_gets_the_normal_path_loss() {
+    use sx126x::emu::wire::{self, AirMessage};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gateway = World::new_realtime(31, AirConfig::default());
+    gateway.join_air_dir(dir.path()).expect("join air");
+    let g = gateway.add_chip(ChipProfile::sx1262());
+    let settings = sx126x::RadioSettings::new(sx126x::ChipVariant::Sx1262, usa());
+    let mut rx = Sx126x::new(gateway.spi(g), gateway.lines(g), settings.clone());
+    rx.init().expect("init");
+    rx.start_receive().expect("rx");
+    let client = World::new_realtime(32, AirConfig::default());
+    client.join_air_dir(dir.path()).expect("join air");
+    let c = client.add_chip(ChipProfile::sx1262());
+    let mut tx = Sx126x::new(client.spi(c), client.lines(c), settings);
+    tx.init().expect("init");
+    // The other radio: a 19 s SF12 / 7.8 kHz frame on the same frequency, sender id 0.
+    let slow = LoRaParams::meshcore(usa().frequency_hz, Bandwidth::Khz7_8, 12, CodingRate::Cr4_8);
+    let start = wire::encode(&AirMessage::Start {
+        sender: 0,
+        tx_id: 1,
+        params: LoRaParams {
+            power_dbm: 0,
+            ..slow
+        },
+        ldro: slow.ldro(),
+        power_dbm: 22.0,
+        time_on_air: slow.time_on_air(1),
+        payload: vec![0x42],
+    });
+    let raw = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    for e in std::fs::read_dir(dir.path()).expect("air dir").flatten() {
+        raw.send_to(&start, e.path()).expect("send");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    tx.transmit(b"while the slow frame is on air").expect("tx");
+    let start = Instant::now();
+    let mut got = None;
+    while got.is_none() && start.elapsed() < Duration::from_secs(3) {
+        got = rx.receive(Duration::from_millis(100)).expect("rx");
+    }
+    assert_eq!(
+        got.map(|p| p.data).as_deref(),
+        Some(&b"while the slow frame is on air"[..]),
+        "an SF12 / 7.8 kHz frame at the same power does not drown SF7 / 62.5 kHz (stats {:?})",
+        rx.stats()
+    );
+}

@@ -10,6 +10,7 @@ use super::air::{Air, AirConfig, INJECTOR};
 use super::chip::{Chip, ChipCounters, ChipProfile, EmuMode, Fault};
 use super::exec::{CALIBRATE_IMAGE_BUSY, GENERIC_BUSY};
 pub use super::handles::{EmuLines, EmuSpi};
+use super::reception::Source;
 use super::wire::{self, AirReceiver, AirSocket};
 use crate::command::ChipMode;
 use crate::params::LoRaParams;
@@ -293,6 +294,7 @@ impl World {
         self.lock().chips[chip].reg(addr)
     }
 
+    /// Transmissions seen on this world's air, oldest first (the most recent 4096 at least).
     pub fn tx_log(&self) -> Vec<TxRecord> {
         self.lock().tx_log.clone()
     }
@@ -360,8 +362,7 @@ impl World {
         let params = st.chips[chip].lora();
         let now = st.now;
         st.start_transmission(
-            None,
-            INJECTOR,
+            Source::Injector,
             params,
             power_dbm,
             payload.to_vec(),
