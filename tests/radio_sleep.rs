@@ -158,3 +158,37 @@ fn stopping_ends_the_radio_threads_sleep_at_once() {
         start.elapsed()
     );
 }
+
+#[test]
+fn a_dead_dio1_costs_latency_not_frames() {
+    use sx126x::emu::Fault;
+    let _serial = serial();
+    let (radio, _) = idle_radio();
+    let mut rx = radio.handle.subscribe();
+    let mut next_frame = |within: Duration| {
+        let start = Instant::now();
+        loop {
+            if let Ok(f) = rx.try_recv() {
+                return Some(f.bytes.clone());
+            }
+            if start.elapsed() > within {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    };
+    radio.world.inject_fault(radio.chip, Fault::DeadDio1);
+    // The first frame waits for the health check's IRQ poll (5 s on the emulated chip) …
+    radio.world.inject_rx(radio.chip, b"first, found by polling", -80.0);
+    assert_eq!(
+        next_frame(Duration::from_secs(8)).as_deref(),
+        Some(&b"first, found by polling"[..])
+    );
+    // … after which the thread polls the chip until DIO1 works again.
+    radio.world.inject_rx(radio.chip, b"second, soon", -80.0);
+    assert_eq!(
+        next_frame(Duration::from_secs(1)).as_deref(),
+        Some(&b"second, soon"[..])
+    );
+    assert!(radio.handle.driver_stats().missed_dio1 >= 2);
+}

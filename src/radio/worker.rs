@@ -20,6 +20,10 @@ use sx126x::params::LoRaParams;
 use sx126x::{BoardLines, DriverError, DriverStats, RxWait, SpiTransfer, Sx126x, Wakeup};
 use tokio::sync::broadcast;
 
+/// How often the thread polls the IRQ register instead of sleeping on DIO1 once a frame was found
+/// by polling (DIO1 dead or miswired): late frames rather than lost ones, until DIO1 works again.
+const DEAD_DIO1_POLL: Duration = Duration::from_millis(50);
+
 /// What the thread reports for /status.
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
@@ -170,6 +174,7 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
         return;
     }
     let lora = shared.lora;
+    let mut dio1_suspect = false;
     while !shared.stopped() {
         let now = Instant::now();
         let next = {
@@ -184,7 +189,11 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
         };
         // Sleep until the frame's backoff ends, or — nothing to send — until the health check;
         // DIO1 and the wake-up end the sleep earlier.
-        let idle = drv.health_interval;
+        let idle = if dio1_suspect {
+            DEAD_DIO1_POLL
+        } else {
+            drv.health_interval
+        };
         let wait = match next {
             Next::Send {
                 frame,
@@ -201,6 +210,7 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
             Next::WaitUntil(t) => t.saturating_duration_since(now).min(idle),
             Next::Idle => idle,
         };
+        let (missed, edges) = (drv.stats().missed_dio1, drv.stats().waits_dio1);
         match drv.receive_or_wake(wait, &shared.wakeup) {
             Ok(RxWait::Packet(p)) => {
                 {
@@ -219,6 +229,12 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
             }
             Ok(RxWait::Nothing | RxWait::Woken | RxWait::TimedOut) => {}
             Err(e) => fault(&mut drv, shared, e),
+        }
+        if drv.stats().waits_dio1 > edges {
+            dio1_suspect = false;
+        } else if drv.stats().missed_dio1 > missed && !dio1_suspect {
+            tracing::warn!("radio: a frame was found without a DIO1 edge; polling the chip until DIO1 works again");
+            dio1_suspect = true;
         }
         // Every wake-up is counted (`waits_*`), so publish after each.
         publish_stats(&drv, shared);
