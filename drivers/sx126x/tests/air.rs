@@ -334,3 +334,36 @@ fn a_radio_with_node_id_zero_on_the_air_directory_gets_the_normal_path_loss() {
         rx.stats()
     );
 }
+
+/// The air forgets finished transmissions after a while; a frame still being received must
+/// still see every transmission that overlapped it, even when it lasts minutes (SF12 / 7.8 kHz).
+#[test]
+fn a_collision_early_in_a_minutes_long_frame_is_remembered_at_its_end() {
+    let world = world();
+    let slow = LoRaParams::meshcore(869_618_000, Bandwidth::Khz7_8, 12, CodingRate::Cr4_8);
+    let (_, mut long_tx) = radio(&world, slow);
+    let (g, mut rx) = radio(&world, slow);
+    let (_, mut short_tx) = radio(&world, slow);
+    let mut elsewhere = slow;
+    elsewhere.frequency_hz = 869_400_000;
+    let (_, mut other_channel) = radio(&world, elsewhere);
+    // 200 bytes: 183 s on air.
+    let long = long_tx.start_transmit(&[0x11; 200]).expect("long");
+    assert!(long.toa > Duration::from_secs(180));
+    // A frame of equal power on the same channel during the long frame's payload …
+    world.advance(Duration::from_secs(20));
+    short_tx.transmit(&[0x22; 1]).expect("short");
+    // … and, more than a minute after it ended, traffic on another channel.
+    world.advance(Duration::from_secs(80));
+    other_channel.transmit(&[0x33; 1]).expect("elsewhere");
+    long_tx.finish_transmit(long).expect("long done");
+    let mut got = None;
+    for _ in 0..5 {
+        if let Some(p) = rx.receive(Duration::from_secs(60)).expect("rx") {
+            got = Some(p.data);
+        }
+    }
+    assert_eq!(got, None, "the long frame collided and must fail");
+    assert_eq!(rx.stats().crc_errors, 1, "{:?}", rx.stats());
+    assert_clean(&world, g);
+}

@@ -212,8 +212,17 @@ impl Air {
     }
 
     pub fn add(&mut self, tx: Transmission, now: u64) {
-        // Keep a minute of history: longer than any LoRa frame, enough for overlap checks.
-        let horizon = now.saturating_sub(60_000_000_000);
+        // Forget what ended a minute ago — unless a frame still on air started before that: its
+        // reception is judged at its end against everything that overlapped it, and SF12 at
+        // 7.8 kHz lasts up to almost four minutes.
+        let oldest_on_air = self
+            .on_air
+            .iter()
+            .filter(|t| t.t_end > now)
+            .map(|t| t.t0)
+            .min()
+            .unwrap_or(u64::MAX);
+        let horizon = now.saturating_sub(60_000_000_000).min(oldest_on_air);
         self.on_air.retain(|t| t.t_end >= horizon);
         self.on_air.push(tx);
     }
