@@ -241,6 +241,7 @@ impl World {
         EmuLines {
             world: self.clone(),
             chip,
+            edges_at_read: None,
         }
     }
 
