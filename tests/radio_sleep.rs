@@ -179,7 +179,9 @@ fn a_dead_dio1_costs_latency_not_frames() {
     };
     radio.world.inject_fault(radio.chip, Fault::DeadDio1);
     // The first frame waits for the health check's IRQ poll (5 s on the emulated chip) …
-    radio.world.inject_rx(radio.chip, b"first, found by polling", -80.0);
+    radio
+        .world
+        .inject_rx(radio.chip, b"first, found by polling", -80.0);
     assert_eq!(
         next_frame(Duration::from_secs(8)).as_deref(),
         Some(&b"first, found by polling"[..])
