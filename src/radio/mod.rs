@@ -50,7 +50,7 @@ struct Inner {
 impl Drop for Inner {
     fn drop(&mut self) {
         if self.stop_on_drop {
-            self.shared.stop.store(true, Ordering::Relaxed);
+            self.shared.request_stop();
         }
     }
 }
@@ -84,8 +84,12 @@ impl RadioHandle {
                 return Err(TxRejected::OverBudget);
             }
         }
-        let mut rng = lock(&shared.rng);
-        lock(&shared.queue).push(frame, prio, Instant::now(), &mut *rng)
+        let queued = {
+            let mut rng = lock(&shared.rng);
+            lock(&shared.queue).push(frame, prio, Instant::now(), &mut *rng)
+        };
+        shared.wake();
+        queued
     }
 
     /// Every frame received from now on.
@@ -125,7 +129,7 @@ impl RadioHandle {
 
     /// Stops the radio thread.
     pub fn stop(&self) {
-        self.inner.shared.stop.store(true, Ordering::Relaxed);
+        self.inner.shared.request_stop();
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -188,7 +192,7 @@ pub async fn spawn(
     let shared = handle.shared().clone();
     tokio::spawn(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
-        shared.stop.store(true, Ordering::Relaxed);
+        shared.request_stop();
     });
     Ok(Some(handle))
 }

@@ -56,7 +56,9 @@ impl SimRadio {
             tcxo: r.settings.tcxo.is_some(),
             external_pa_db: 0.0,
         });
-        let drv = sx126x::Sx126x::new(world.spi(chip), world.lines(chip), r.settings.clone());
+        let mut drv = sx126x::Sx126x::new(world.spi(chip), world.lines(chip), r.settings.clone());
+        // An emulated chip only fails when a test injects a fault: notice it within 5 s.
+        drv.health_interval = std::time::Duration::from_secs(5);
         let shared = Shared::new(
             r.settings.lora,
             DutyCycle::new(r.duty_cycle_percent, r.duty_cycle_window),

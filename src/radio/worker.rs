@@ -3,8 +3,10 @@
 //! re-initialisation (with backoff) so the gateway keeps running.
 //!
 //! A blocking thread rather than a tokio task: the driver serialises commands behind BUSY and
-//! waits on DIO1 with `poll()`, which is what a dedicated thread does best. It wakes at least
-//! every 20 ms to look at the transmit queue.
+//! waits on DIO1 with `poll()`, which is what a dedicated thread does best. It sleeps until
+//! something happens: DIO1 (a frame), its [`Wakeup`] (a frame queued to send, or stop), the end of
+//! a frame's backoff or duty-cycle wait, or the driver's health interval (10 s on hardware) at
+//! which it reads the chip's status once. An idle radio wakes once per health interval.
 
 use super::airtime::DutyCycle;
 use super::scheduler::{Next, TxQueue};
@@ -15,11 +17,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use sx126x::params::LoRaParams;
-use sx126x::{BoardLines, DriverError, DriverStats, SpiTransfer, Sx126x};
+use sx126x::{BoardLines, DriverError, DriverStats, RxWait, SpiTransfer, Sx126x, Wakeup};
 use tokio::sync::broadcast;
 
-/// Longest the thread sleeps in a receive wait before looking at the queue again.
-const POLL: Duration = Duration::from_millis(20);
+/// How often the thread polls the IRQ register instead of sleeping on DIO1 once a frame was found
+/// by polling (DIO1 dead or miswired): late frames rather than lost ones, until DIO1 works again.
+const DEAD_DIO1_POLL: Duration = Duration::from_millis(50);
 
 /// What the thread reports for /status.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +48,8 @@ pub struct Shared {
     pub listen_before_talk: bool,
     /// The last hour, minute by minute, for the dashboard.
     pub activity: Mutex<super::activity::Activity>,
+    /// Ends the thread's wait: [`Shared::wake`] after queueing a frame, [`Shared::request_stop`].
+    pub wakeup: Wakeup,
 }
 
 pub fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -72,7 +77,19 @@ impl Shared {
             lora,
             listen_before_talk,
             activity: Mutex::new(super::activity::Activity::new(std::time::Instant::now())),
+            wakeup: Wakeup::new(),
         })
+    }
+
+    /// Tells the thread to look at the queue now (call after queueing a frame).
+    pub fn wake(&self) {
+        self.wakeup.wake();
+    }
+
+    /// Stops the thread (at once, even in the middle of a long idle wait).
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.wakeup.wake();
     }
 
     fn stopped(&self) -> bool {
@@ -103,10 +120,16 @@ where
         .spawn(move || run(drv, &shared))
 }
 
+/// Sleeps `d` unless the gateway stops first (the wake-up ends the sleep; a queued frame does too,
+/// and the loop sleeps again).
 fn sleep_unless_stopped(shared: &Shared, d: Duration) {
     let end = Instant::now() + d;
-    while !shared.stopped() && Instant::now() < end {
-        std::thread::sleep(POLL.min(end.saturating_duration_since(Instant::now())));
+    while !shared.stopped() {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        shared.wakeup.wait(left);
     }
 }
 
@@ -154,6 +177,7 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
         return;
     }
     let lora = shared.lora;
+    let mut dio1_suspect = false;
     while !shared.stopped() {
         let now = Instant::now();
         let next = {
@@ -165,6 +189,13 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
                 |n| lora.time_on_air(n),
                 shared.listen_before_talk,
             )
+        };
+        // Sleep until the frame's backoff ends, or — nothing to send — until the health check;
+        // DIO1 and the wake-up end the sleep earlier.
+        let idle = if dio1_suspect {
+            DEAD_DIO1_POLL
+        } else {
+            drv.health_interval
         };
         let wait = match next {
             Next::Send {
@@ -179,13 +210,12 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
                 publish_stats(&drv, shared);
                 continue;
             }
-            Next::WaitUntil(t) => t
-                .saturating_duration_since(now)
-                .clamp(Duration::from_millis(1), POLL),
-            Next::Idle => POLL,
+            Next::WaitUntil(t) => t.saturating_duration_since(now).min(idle),
+            Next::Idle => idle,
         };
-        match drv.receive(wait) {
-            Ok(Some(p)) => {
+        let (missed, edges) = (drv.stats().missed_dio1, drv.stats().waits_dio1);
+        match drv.receive_or_wake(wait, &shared.wakeup) {
+            Ok(RxWait::Packet(p)) => {
                 {
                     let mut s = lock(&shared.snapshot);
                     s.last_rssi_dbm = Some(p.rssi_dbm);
@@ -200,14 +230,18 @@ fn run<S: SpiTransfer, L: BoardLines>(mut drv: Sx126x<S, L>, shared: &Shared) {
                 lock(&shared.activity).received(Instant::now());
                 // No subscriber is not an error: the frame is simply not wanted.
                 let _ = shared.rx.send(Arc::new(frame));
-                publish_stats(&drv, shared);
             }
-            Ok(None) => {}
-            Err(e) => {
-                fault(&mut drv, shared, e);
-                publish_stats(&drv, shared);
-            }
+            Ok(RxWait::Nothing | RxWait::Woken | RxWait::TimedOut) => {}
+            Err(e) => fault(&mut drv, shared, e),
         }
+        if drv.stats().waits_dio1 > edges {
+            dio1_suspect = false;
+        } else if drv.stats().missed_dio1 > missed && !dio1_suspect {
+            tracing::warn!("radio: a frame was found without a DIO1 edge; polling the chip until DIO1 works again");
+            dio1_suspect = true;
+        }
+        // Every wake-up is counted (`waits_*`), so publish after each.
+        publish_stats(&drv, shared);
     }
     shared.set_state("stopped", None);
 }

@@ -6,8 +6,9 @@
 //! (reset + re-initialise, counted in [`DriverStats::resets`]).
 
 use crate::command::{self, irq, op, reg, ChipMode, Status};
-use crate::hal::{BoardLines, HalError, SpiTransfer};
+use crate::hal::{BoardLines, HalError, SpiTransfer, WaitOutcome};
 use crate::params::{ChipVariant, LoRaParams, RadioSettings};
+use crate::wakeup::Wakeup;
 use std::time::{Duration, Instant};
 
 /// What went wrong talking to the chip.
@@ -56,6 +57,12 @@ pub struct DriverStats {
     pub cad_busy: u64,
     /// IRQs found by polling after DIO1 gave no edge (dead or missed DIO1).
     pub missed_dio1: u64,
+    /// [`Sx126x::receive_or_wake`] waits that ended on a DIO1 edge, on the caller's
+    /// [`Wakeup`], or on their timeout: together, the radio thread's wake-ups while receiving.
+    /// An idle radio only times out, once per health interval.
+    pub waits_dio1: u64,
+    pub waits_woken: u64,
+    pub waits_timed_out: u64,
 }
 
 /// A received frame with its link figures.
@@ -67,6 +74,21 @@ pub struct RxPacket {
     pub signal_rssi_dbm: f32,
     /// When the driver saw DIO1 (wall clock of this process).
     pub irq_seen: Instant,
+}
+
+/// How [`Sx126x::receive_or_wake`] ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RxWait {
+    /// A frame arrived.
+    Packet(RxPacket),
+    /// DIO1 rose for something that is not a frame to hand on (a damaged frame, counted; a
+    /// spurious IRQ).
+    Nothing,
+    /// The caller's [`Wakeup`] was signalled.
+    Woken,
+    /// The timeout passed. The IRQ register was polled for a missed edge and, when due, the
+    /// chip's mode and device errors were checked.
+    TimedOut,
 }
 
 /// A transmission started with [`Sx126x::start_transmit`].
@@ -99,6 +121,9 @@ const CAD_IRQ_MASK: u16 = irq::CAD_DONE | irq::CAD_DETECTED;
 /// BUSY timeout after reset / calibration.
 const LONG_BUSY: Duration = Duration::from_secs(1);
 
+/// Default of [`Sx126x::health_interval`]: an idle radio reads the chip's status every 10 s.
+pub const DEFAULT_HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+
 pub struct Sx126x<S: SpiTransfer, L: BoardLines> {
     spi: S,
     lines: L,
@@ -106,7 +131,8 @@ pub struct Sx126x<S: SpiTransfer, L: BoardLines> {
     stats: DriverStats,
     phase: Phase,
     last_health_check: Option<Instant>,
-    /// How often an idle receiver checks chip mode and device errors.
+    /// How often an idle receiver checks chip mode and device errors (a chip that fell over
+    /// gives no signal). A radio thread sleeps at most this long when nothing happens.
     pub health_interval: Duration,
 }
 
@@ -119,7 +145,7 @@ impl<S: SpiTransfer, L: BoardLines> Sx126x<S, L> {
             stats: DriverStats::default(),
             phase: Phase::Uninitialised,
             last_health_check: None,
-            health_interval: Duration::from_secs(2),
+            health_interval: DEFAULT_HEALTH_INTERVAL,
         }
     }
 
@@ -549,16 +575,58 @@ impl<S: SpiTransfer, L: BoardLines> Sx126x<S, L> {
         }
         let raised = self.lines.dio1()? || self.lines.wait_dio1_rising(timeout)?;
         if !raised {
-            // Edges get missed on loaded systems (and DIO1 can be miswired): poll as a fallback.
-            let bits = self.irq_status()?;
-            if bits != 0xFFFF && bits & RX_DIO1_MASK != 0 {
-                self.stats.missed_dio1 += 1;
-                return self.handle_rx_irq(Instant::now());
-            }
-            return self.idle_check().map(|()| None);
+            return self.poll_after_timeout();
         }
         let irq_seen = Instant::now();
         self.handle_rx_irq(irq_seen)
+    }
+
+    /// [`Sx126x::receive`] that also ends when `wakeup` is signalled, sleeping until then: no
+    /// SPI traffic and no wake-up while nothing happens. This is the radio thread's idle wait —
+    /// DIO1 for frames, the wake-up for frames queued to send, and `timeout` (at most
+    /// [`Sx126x::health_interval`] when idle) for the health check.
+    pub fn receive_or_wake(
+        &mut self,
+        timeout: Duration,
+        wakeup: &Wakeup,
+    ) -> Result<RxWait, DriverError> {
+        if self.phase != Phase::Receiving {
+            self.start_receive()?;
+        }
+        let outcome = if self.lines.dio1()? {
+            WaitOutcome::Dio1
+        } else {
+            self.lines.wait_dio1_or_wakeup(timeout, wakeup)?
+        };
+        let found = match outcome {
+            WaitOutcome::Woken => {
+                self.stats.waits_woken += 1;
+                return Ok(RxWait::Woken);
+            }
+            WaitOutcome::Dio1 => {
+                self.stats.waits_dio1 += 1;
+                self.handle_rx_irq(Instant::now())?
+            }
+            WaitOutcome::TimedOut => {
+                self.stats.waits_timed_out += 1;
+                match self.poll_after_timeout()? {
+                    None => return Ok(RxWait::TimedOut),
+                    found => found,
+                }
+            }
+        };
+        Ok(found.map_or(RxWait::Nothing, RxWait::Packet))
+    }
+
+    /// A receive wait ended without an edge: edges get missed on loaded systems (and DIO1 can be
+    /// miswired), so poll the IRQ register as a fallback, then run the health check when due.
+    fn poll_after_timeout(&mut self) -> Result<Option<RxPacket>, DriverError> {
+        let bits = self.irq_status()?;
+        if bits != 0xFFFF && bits & RX_DIO1_MASK != 0 {
+            self.stats.missed_dio1 += 1;
+            return self.handle_rx_irq(Instant::now());
+        }
+        self.idle_check().map(|()| None)
     }
 
     fn idle_check(&mut self) -> Result<(), DriverError> {

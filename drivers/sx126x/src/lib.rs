@@ -18,8 +18,10 @@ pub mod params;
 pub mod presets;
 pub mod probe;
 pub mod toa;
+pub mod wakeup;
 pub mod wiring;
 
-pub use driver::{DriverError, DriverStats, PendingTx, RxPacket, Sx126x};
-pub use hal::{BoardLines, HalError, SpiTransfer};
+pub use driver::{DriverError, DriverStats, PendingTx, RxPacket, RxWait, Sx126x};
+pub use hal::{BoardLines, HalError, SpiTransfer, WaitOutcome};
 pub use params::{Bandwidth, ChipVariant, CodingRate, LoRaParams, RadioSettings, TcxoVoltage};
+pub use wakeup::Wakeup;

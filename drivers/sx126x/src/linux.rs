@@ -2,12 +2,15 @@
 //! board's lines through the GPIO character device (uAPI v2) with `gpiocdev`.
 //!
 //! Both are blocking; the driver thread waits on DIO1 with `poll()` on the line-request fd (a
-//! rising-edge event), so no CPU is spent while the radio is idle.
+//! rising-edge event) together with the thread's [`Wakeup`] eventfd, so no CPU is spent and no
+//! periodic wake-up happens while the radio is idle.
 
-use crate::hal::{BoardLines, HalError, SpiTransfer};
+use crate::hal::{BoardLines, HalError, SpiTransfer, WaitOutcome};
+use crate::wakeup::Wakeup;
 use gpiocdev::line::{EdgeDetection, Value};
 use gpiocdev::Request;
 use spidev::{SpiModeFlags, Spidev, SpidevOptions, SpidevTransfer};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 pub use crate::wiring::Wiring as LinuxWiring;
@@ -140,6 +143,16 @@ impl LinuxBoard {
         req.set_value(*line, v)
             .map_err(|e| gpio_err(format!("drive {role} line {line}"), e))
     }
+
+    /// Reads every queued edge event: the level is what matters, stale edges would wake us again.
+    fn drain_dio1_edges(&self) {
+        let req = &self.dio1.0;
+        while req.has_edge_event().unwrap_or(false) {
+            if req.read_edge_event().is_err() {
+                break;
+            }
+        }
+    }
 }
 
 impl BoardLines for LinuxBoard {
@@ -180,14 +193,64 @@ impl BoardLines for LinuxBoard {
             .wait_edge_event(timeout)
             .map_err(|e| gpio_err(format!("wait for DIO1 line {line}"), e))?;
         if got {
-            // Drain every queued edge: the level is what matters, stale edges would wake us again.
-            while req.has_edge_event().unwrap_or(false) {
-                if req.read_edge_event().is_err() {
-                    break;
-                }
-            }
+            self.drain_dio1_edges();
         }
         Ok(got)
+    }
+
+    fn wait_dio1_or_wakeup(
+        &mut self,
+        timeout: Duration,
+        wakeup: &Wakeup,
+    ) -> Result<WaitOutcome, HalError> {
+        let Some(wake_fd) = wakeup.fd().map(|fd| fd.as_raw_fd()) else {
+            // No eventfd (out of descriptors): DIO1 in slices, the wake-up checked in between.
+            return crate::hal::wait_in_slices(self, timeout, wakeup);
+        };
+        let line = self.dio1.1;
+        let end = Instant::now() + timeout;
+        loop {
+            let mut fds = [
+                libc::pollfd {
+                    fd: self.dio1.0.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+                libc::pollfd {
+                    fd: wake_fd,
+                    events: libc::POLLIN,
+                    revents: 0,
+                },
+            ];
+            let left = end.saturating_duration_since(Instant::now());
+            // Round up so a sub-millisecond remainder does not spin.
+            let ms = i32::try_from(left.as_micros().div_ceil(1000)).unwrap_or(i32::MAX);
+            // SAFETY: two valid pollfd entries on fds that live as long as `self` and `wakeup`.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+            if n < 0 {
+                let err = std::io::Error::last_os_error();
+                if err.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(HalError::io(format!("poll DIO1 line {line}"), err));
+            }
+            if fds[0].revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                return Err(HalError::Other(format!(
+                    "poll DIO1 line {line}: line request failed (revents 0x{:x})",
+                    fds[0].revents
+                )));
+            }
+            if fds[0].revents & libc::POLLIN != 0 {
+                self.drain_dio1_edges();
+                return Ok(WaitOutcome::Dio1);
+            }
+            if fds[1].revents & libc::POLLIN != 0 && wakeup.take() {
+                return Ok(WaitOutcome::Woken);
+            }
+            if n == 0 && Instant::now() >= end {
+                return Ok(WaitOutcome::TimedOut);
+            }
+        }
     }
 
     fn delay(&mut self, d: Duration) {

@@ -281,3 +281,89 @@ fn measurement_noise_spreads_the_reported_rssi() {
         spread.sqrt()
     );
 }
+
+/// Any program may join the air directory with a node id of its choosing. One that picked 0 — the
+/// id of frames injected by tests, which reach every chip with no path loss — used to arrive 100 dB
+/// too strong: a burst of its long SF12 / 7.8 kHz frames drowned everything else on the channel
+/// for their whole airtime (≈ 57 s per 50-byte frame).
+#[test]
+fn a_radio_with_node_id_zero_on_the_air_directory_gets_the_normal_path_loss() {
+    use sx126x::emu::wire::{self, AirMessage};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let gateway = World::new_realtime(31, AirConfig::default());
+    gateway.join_air_dir(dir.path()).expect("join air");
+    let g = gateway.add_chip(ChipProfile::sx1262());
+    let settings = sx126x::RadioSettings::new(sx126x::ChipVariant::Sx1262, usa());
+    let mut rx = Sx126x::new(gateway.spi(g), gateway.lines(g), settings.clone());
+    rx.init().expect("init");
+    rx.start_receive().expect("rx");
+    let client = World::new_realtime(32, AirConfig::default());
+    client.join_air_dir(dir.path()).expect("join air");
+    let c = client.add_chip(ChipProfile::sx1262());
+    let mut tx = Sx126x::new(client.spi(c), client.lines(c), settings);
+    tx.init().expect("init");
+    // The other radio: a 19 s SF12 / 7.8 kHz frame on the same frequency, sender id 0.
+    let slow = LoRaParams::meshcore(usa().frequency_hz, Bandwidth::Khz7_8, 12, CodingRate::Cr4_8);
+    let start = wire::encode(&AirMessage::Start {
+        sender: 0,
+        tx_id: 1,
+        params: LoRaParams {
+            power_dbm: 0,
+            ..slow
+        },
+        ldro: slow.ldro(),
+        power_dbm: 22.0,
+        time_on_air: slow.time_on_air(1),
+        payload: vec![0x42],
+    });
+    let raw = std::os::unix::net::UnixDatagram::unbound().expect("socket");
+    for e in std::fs::read_dir(dir.path()).expect("air dir").flatten() {
+        raw.send_to(&start, e.path()).expect("send");
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    tx.transmit(b"while the slow frame is on air").expect("tx");
+    let start = Instant::now();
+    let mut got = None;
+    while got.is_none() && start.elapsed() < Duration::from_secs(3) {
+        got = rx.receive(Duration::from_millis(100)).expect("rx");
+    }
+    assert_eq!(
+        got.map(|p| p.data).as_deref(),
+        Some(&b"while the slow frame is on air"[..]),
+        "an SF12 / 7.8 kHz frame at the same power does not drown SF7 / 62.5 kHz (stats {:?})",
+        rx.stats()
+    );
+}
+
+/// The air forgets finished transmissions after a while; a frame still being received must
+/// still see every transmission that overlapped it, even when it lasts minutes (SF12 / 7.8 kHz).
+#[test]
+fn a_collision_early_in_a_minutes_long_frame_is_remembered_at_its_end() {
+    let world = world();
+    let slow = LoRaParams::meshcore(869_618_000, Bandwidth::Khz7_8, 12, CodingRate::Cr4_8);
+    let (_, mut long_tx) = radio(&world, slow);
+    let (g, mut rx) = radio(&world, slow);
+    let (_, mut short_tx) = radio(&world, slow);
+    let mut elsewhere = slow;
+    elsewhere.frequency_hz = 869_400_000;
+    let (_, mut other_channel) = radio(&world, elsewhere);
+    // 200 bytes: 183 s on air.
+    let long = long_tx.start_transmit(&[0x11; 200]).expect("long");
+    assert!(long.toa > Duration::from_secs(180));
+    // A frame of equal power on the same channel during the long frame's payload …
+    world.advance(Duration::from_secs(20));
+    short_tx.transmit(&[0x22; 1]).expect("short");
+    // … and, more than a minute after it ended, traffic on another channel.
+    world.advance(Duration::from_secs(80));
+    other_channel.transmit(&[0x33; 1]).expect("elsewhere");
+    long_tx.finish_transmit(long).expect("long done");
+    let mut got = None;
+    for _ in 0..5 {
+        if let Some(p) = rx.receive(Duration::from_secs(60)).expect("rx") {
+            got = Some(p.data);
+        }
+    }
+    assert_eq!(got, None, "the long frame collided and must fail");
+    assert_eq!(rx.stats().crc_errors, 1, "{:?}", rx.stats());
+    assert_clean(&world, g);
+}

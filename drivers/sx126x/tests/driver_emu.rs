@@ -406,3 +406,20 @@ fn probe_of_a_healthy_chip_passes_every_step() {
         .any(|s| s.detail.contains("14 24 (MeshCore private 0x12)")));
     assert_eq!(steps.len(), 6);
 }
+
+/// DIO1 rising between the driver's level read and its wait (another thread ran the clock) is
+/// not lost: the wait counts edges since the read, as the kernel's edge queue does on Linux.
+#[test]
+fn an_edge_between_the_level_read_and_the_wait_is_not_missed() {
+    let world = world();
+    let (b, _drv) = radio(&world, eu_narrow());
+    let mut lines = world.lines(b);
+    assert!(!lines.dio1().expect("level"));
+    world.inject_rx(b, b"in between", -80.0);
+    world.advance(eu_narrow().time_on_air(10) + Duration::from_millis(1));
+    let t = world.now();
+    assert!(lines
+        .wait_dio1_rising(Duration::from_secs(10))
+        .expect("wait"));
+    assert_eq!(world.now(), t, "returned at once");
+}

@@ -8,7 +8,8 @@ use std::collections::HashMap;
 /// Node identity on the air (one per emulated chip, or per remote radio).
 pub type NodeId = u64;
 
-/// Node id of frames injected by tests: no path loss to anyone.
+/// Node id of frames injected by tests (they reach everyone with no path loss). Local chips never
+/// get this id; a remote radio may, and is then an ordinary radio.
 pub const INJECTOR: NodeId = 0;
 
 /// Link model knobs.
@@ -97,6 +98,8 @@ pub fn noise_floor_dbm(bw: Bandwidth, nf_db: f32) -> f32 {
 pub struct Transmission {
     pub id: u64,
     pub from: NodeId,
+    /// Injected by a test: no path loss (not "sent by node 0", which a remote radio may be).
+    pub injected: bool,
     pub params: LoRaParams,
     pub ldro: bool,
     /// Radiated power, dBm.
@@ -191,9 +194,6 @@ impl Air {
     }
 
     pub fn loss(&self, from: NodeId, to: NodeId) -> f32 {
-        if from == INJECTOR {
-            return 0.0;
-        }
         self.links
             .get(&(from, to))
             .copied()
@@ -201,6 +201,9 @@ impl Air {
     }
 
     pub fn rx_power(&self, tx: &Transmission, to: NodeId) -> f32 {
+        if tx.injected {
+            return tx.power_dbm;
+        }
         tx.power_dbm - self.loss(tx.from, to)
     }
 
@@ -209,8 +212,17 @@ impl Air {
     }
 
     pub fn add(&mut self, tx: Transmission, now: u64) {
-        // Keep a minute of history: longer than any LoRa frame, enough for overlap checks.
-        let horizon = now.saturating_sub(60_000_000_000);
+        // Forget what ended a minute ago — unless a frame still on air started before that: its
+        // reception is judged at its end against everything that overlapped it, and SF12 at
+        // 7.8 kHz lasts up to almost four minutes.
+        let oldest_on_air = self
+            .on_air
+            .iter()
+            .filter(|t| t.t_end > now)
+            .map(|t| t.t0)
+            .min()
+            .unwrap_or(u64::MAX);
+        let horizon = now.saturating_sub(60_000_000_000).min(oldest_on_air);
         self.on_air.retain(|t| t.t_end >= horizon);
         self.on_air.push(tx);
     }

@@ -4,6 +4,7 @@
 //! and RX timeouts, CAD end). What a receiver hears is in [`super::reception`].
 
 use super::chip::{param_len, read_len, EmuMode, Pending};
+use super::reception::Source;
 use super::world::{ChipId, Event, State, MS, US};
 use crate::command::{self, irq, op, reg, CommandStatus};
 use rand::Rng;
@@ -535,10 +536,8 @@ impl State {
             .map(|i| c.buffer[usize::from(base.wrapping_add(i as u8))])
             .collect();
         let power = c.radiated_dbm();
-        let node = c.node;
         let id = self.start_transmission(
-            Some(chip),
-            node,
+            Source::Chip(chip),
             params,
             power,
             payload,

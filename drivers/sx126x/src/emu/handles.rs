@@ -3,7 +3,8 @@
 
 use super::chip::EmuMode;
 use super::world::{ChipId, World, US};
-use crate::hal::{BoardLines, HalError, SpiTransfer};
+use crate::hal::{BoardLines, HalError, SpiTransfer, WaitOutcome};
+use crate::wakeup::Wakeup;
 use std::time::Duration;
 
 /// SPI handle on one emulated chip.
@@ -29,9 +30,21 @@ impl SpiTransfer for EmuSpi {
 pub struct EmuLines {
     pub(super) world: World,
     pub(super) chip: ChipId,
+    /// DIO1 edges counted when the driver last read the level: a wait that follows counts the
+    /// edges since then, so one that rises between the read and the wait is not missed (the
+    /// kernel queues edge events the same way for the Linux back-end).
+    pub(super) edges_at_read: Option<u64>,
 }
 
 impl EmuLines {
+    /// The edge count a wait compares against: as of the last level read, else now.
+    fn edges_since(&mut self) -> u64 {
+        match self.edges_at_read.take() {
+            Some(n) => n,
+            None => self.world.lock().chips[self.chip].dio1_edges,
+        }
+    }
+
     pub fn world(&self) -> &World {
         &self.world
     }
@@ -75,15 +88,40 @@ impl BoardLines for EmuLines {
     }
 
     fn dio1(&mut self) -> Result<bool, HalError> {
-        Ok(self.world.lock().chips[self.chip].dio1_level)
+        let st = self.world.lock();
+        let c = &st.chips[self.chip];
+        self.edges_at_read = Some(c.dio1_edges);
+        Ok(c.dio1_level)
     }
 
     fn wait_dio1_rising(&mut self, timeout: Duration) -> Result<bool, HalError> {
         let chip = self.chip;
-        let edges = self.world.lock().chips[chip].dio1_edges;
+        let edges = self.edges_since();
         Ok(self
             .world
             .wait_until(timeout, |st| st.chips[chip].dio1_edges > edges))
+    }
+
+    fn wait_dio1_or_wakeup(
+        &mut self,
+        timeout: Duration,
+        wakeup: &Wakeup,
+    ) -> Result<WaitOutcome, HalError> {
+        let chip = self.chip;
+        // The wake-up notifies the world's condition variable: the wait below ends at once,
+        // in real time and in virtual time alike, without polling.
+        wakeup.set_hook(self.world.wake_hook());
+        let edges = self.edges_since();
+        self.world.wait_until(timeout, |st| {
+            st.chips[chip].dio1_edges > edges || wakeup.is_pending()
+        });
+        if self.world.lock().chips[chip].dio1_edges > edges {
+            Ok(WaitOutcome::Dio1)
+        } else if wakeup.take() {
+            Ok(WaitOutcome::Woken)
+        } else {
+            Ok(WaitOutcome::TimedOut)
+        }
     }
 
     fn delay(&mut self, d: Duration) {

@@ -2,7 +2,7 @@
 //! from another process on the air directory — and what each local receiver makes of them:
 //! preamble lock (with capture), header and payload damage, packet status, the received buffer.
 
-use super::air::{can_demodulate, noise_floor_dbm, Damage, RxConfig, Transmission};
+use super::air::{can_demodulate, noise_floor_dbm, Damage, RxConfig, Transmission, INJECTOR};
 use super::chip::{rx_end_bits, EmuMode, Lock};
 use super::wire::{self, AirMessage};
 use super::world::{dur_ns, ChipId, Event, State, TxRecord};
@@ -10,6 +10,20 @@ use crate::command::{irq, CommandStatus};
 use crate::params::LoRaParams;
 use rand::Rng;
 use std::time::Duration;
+
+/// Transmissions the world's log keeps (the most recent ones).
+pub(super) const TX_LOG_KEPT: usize = 4096;
+
+/// Where a transmission comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Source {
+    /// A local chip.
+    Chip(ChipId),
+    /// A test's [`super::World::inject_rx`]: no path loss to anyone.
+    Injector,
+    /// Another process on the air directory, by its node id (any value, 0 included).
+    Remote(u64),
+}
 
 impl State {
     pub(super) fn rx_config(&self, chip: ChipId) -> RxConfig {
@@ -26,22 +40,20 @@ impl State {
         self.air.cut(tx_id, at);
         let Some(t) = self.air.get(tx_id) else { return };
         let (from, t0) = (t.from, t.t0);
-        if let Some(sock) = self.socket.as_mut() {
+        if self.socket.is_some() {
             let msg = AirMessage::Cut {
                 sender: from,
                 tx_id,
                 after: Duration::from_nanos(at.saturating_sub(t0)),
             };
-            sock.broadcast(&wire::encode(&msg));
+            self.outbox.push(wire::encode(&msg));
         }
     }
 
     /// Puts a transmission on the air and schedules preamble detection at every local chip.
-    #[allow(clippy::too_many_arguments)]
     pub(super) fn start_transmission(
         &mut self,
-        chip: Option<ChipId>,
-        from: u64,
+        source: Source,
         params: LoRaParams,
         power_dbm: f32,
         payload: Vec<u8>,
@@ -50,10 +62,16 @@ impl State {
     ) -> u64 {
         let id = self.next_tx;
         self.next_tx += 1;
+        let (chip, from) = match source {
+            Source::Chip(c) => (Some(c), self.chips[c].node),
+            Source::Injector => (None, INJECTOR),
+            Source::Remote(node) => (None, node),
+        };
         let toa = params.time_on_air(payload.len());
         let tx = Transmission {
             id,
             from,
+            injected: source == Source::Injector,
             params,
             ldro: ldro.unwrap_or_else(|| params.ldro()),
             power_dbm,
@@ -62,22 +80,21 @@ impl State {
             t_end: t0 + dur_ns(toa),
             cut_at: None,
         };
-        if chip.is_some() {
-            if let Some(sock) = self.socket.as_mut() {
-                let msg = AirMessage::Start {
-                    sender: from,
-                    tx_id: id,
-                    params: LoRaParams {
-                        power_dbm: 0,
-                        ..params
-                    },
-                    ldro: tx.ldro,
-                    power_dbm,
-                    time_on_air: toa,
-                    payload: tx.payload.clone(),
-                };
-                sock.broadcast(&wire::encode(&msg));
-            }
+        // Local transmissions go out to the air directory (when the lock is released).
+        if chip.is_some() && self.socket.is_some() {
+            let msg = AirMessage::Start {
+                sender: from,
+                tx_id: id,
+                params: LoRaParams {
+                    power_dbm: 0,
+                    ..params
+                },
+                ldro: tx.ldro,
+                power_dbm,
+                time_on_air: toa,
+                payload: tx.payload.clone(),
+            };
+            self.outbox.push(wire::encode(&msg));
         }
         self.tx_log.push(TxRecord {
             chip,
@@ -87,6 +104,11 @@ impl State {
             params,
             payload: tx.payload.clone(),
         });
+        if self.tx_log.len() > TX_LOG_KEPT + TX_LOG_KEPT / 4 {
+            // A gateway's world runs for months: keep the recent past only.
+            let excess = self.tx_log.len() - TX_LOG_KEPT;
+            self.tx_log.drain(..excess);
+        }
         let t_pd = tx.t_preamble_detect();
         self.air.add(tx, t0);
         for other in 0..self.chips.len() {
@@ -119,8 +141,7 @@ impl State {
                     return; // our own datagram echoed back
                 }
                 let id = self.start_transmission(
-                    None,
-                    sender,
+                    Source::Remote(sender),
                     params,
                     power_dbm,
                     payload,

@@ -26,11 +26,14 @@
 //! ```
 //!
 //! A receiving process treats the arrival time of a kind-1 datagram as the start of the
-//! preamble and applies its own link model (loss, drop) to it.
+//! preamble and applies its own link model (loss, drop) to it. Sends never block: a participant
+//! that does not read its socket loses datagrams once its queue is full, and nobody waits for it.
 
 use crate::params::{Bandwidth, CodingRate, LoRaParams};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const MAGIC: &[u8; 4] = b"MRA1";
@@ -201,12 +204,31 @@ pub fn decode(b: &[u8]) -> Result<AirMessage, WireError> {
     }
 }
 
-/// This process's socket on a shared air directory.
+/// This process's place on a shared air directory: the socket it is heard on,
+/// `<dir>/<node:016x>.sock`, and a separate unbound, non-blocking socket it sends from, so that a
+/// peer that stops reading (a suspended program) costs that peer its frames and never blocks the
+/// sender. Dropping it closes the receiving side (waking [`AirReceiver::recv`]) and removes the
+/// socket file.
 pub struct AirSocket {
+    recv: UnixDatagram,
+    sender: Arc<AirSender>,
+    own: PathBuf,
+    closed: Arc<AtomicBool>,
+}
+
+/// The sending half of an [`AirSocket`]; shareable, so sends can happen outside any lock.
+pub struct AirSender {
     sock: UnixDatagram,
     dir: PathBuf,
     own: PathBuf,
-    pub send_failures: u64,
+    failures: AtomicU64,
+    dropped: AtomicU64,
+}
+
+/// The receiving half of an [`AirSocket`], for the thread that reads it.
+pub struct AirReceiver {
+    sock: UnixDatagram,
+    closed: Arc<AtomicBool>,
 }
 
 impl AirSocket {
@@ -215,26 +237,43 @@ impl AirSocket {
         std::fs::create_dir_all(dir)?;
         let own = dir.join(format!("{node:016x}.sock"));
         let _ = std::fs::remove_file(&own);
-        let sock = UnixDatagram::bind(&own)?;
-        sock.set_read_timeout(Some(Duration::from_millis(200)))?;
-        sock.set_nonblocking(false)?;
+        let recv = UnixDatagram::bind(&own)?;
+        let send = UnixDatagram::unbound()?;
+        send.set_nonblocking(true)?;
         Ok(AirSocket {
-            sock,
-            dir: dir.to_path_buf(),
+            recv,
+            sender: Arc::new(AirSender {
+                sock: send,
+                dir: dir.to_path_buf(),
+                own: own.clone(),
+                failures: AtomicU64::new(0),
+                dropped: AtomicU64::new(0),
+            }),
             own,
-            send_failures: 0,
+            closed: Arc::new(AtomicBool::new(false)),
         })
     }
 
-    /// Another handle on the same socket, for the receiving thread.
-    pub fn try_clone_socket(&self) -> std::io::Result<UnixDatagram> {
-        self.sock.try_clone()
+    pub fn sender(&self) -> Arc<AirSender> {
+        self.sender.clone()
     }
 
-    /// Sends to every other radio in the directory; peers that are gone are removed.
-    pub fn broadcast(&mut self, datagram: &[u8]) {
+    /// A blocking reader of this socket (for one thread); it ends when the socket is dropped.
+    pub fn receiver(&self) -> std::io::Result<AirReceiver> {
+        Ok(AirReceiver {
+            sock: self.recv.try_clone()?,
+            closed: self.closed.clone(),
+        })
+    }
+}
+
+impl AirSender {
+    /// Sends to every other radio in the directory without ever blocking: a peer whose queue is
+    /// full loses this datagram (counted in [`AirSender::dropped`]); peers that are gone are
+    /// removed.
+    pub fn broadcast(&self, datagram: &[u8]) {
         let Ok(entries) = std::fs::read_dir(&self.dir) else {
-            self.send_failures += 1;
+            self.failures.fetch_add(1, Ordering::Relaxed);
             return;
         };
         for e in entries.flatten() {
@@ -248,7 +287,44 @@ impl AirSocket {
                     // A socket file whose process is gone.
                     let _ = std::fs::remove_file(&path);
                 }
-                Err(_) => self.send_failures += 1,
+                Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => {
+                    // The peer does not read (suspended, overloaded): its loss, not ours.
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    self.failures.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
+    /// Sends that failed for another reason than a full queue (directory unreadable, …).
+    pub fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    /// Datagrams not delivered because the peer's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl AirReceiver {
+    /// Blocks until a datagram arrives (no timeout, so an idle air costs no wake-ups); `None`
+    /// once the [`AirSocket`] was dropped or the socket failed.
+    pub fn recv(&self, buf: &mut [u8]) -> Option<usize> {
+        loop {
+            let r = self.sock.recv(buf);
+            if self.closed.load(Ordering::Acquire) {
+                return None;
+            }
+            match r {
+                Ok(n) => return Some(n),
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    tracing::warn!("simulated air: receiving stopped: {e}");
+                    return None;
+                }
             }
         }
     }
@@ -256,6 +332,9 @@ impl AirSocket {
 
 impl Drop for AirSocket {
     fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        // Wakes a receiver blocked in recv (it then sees `closed`).
+        let _ = self.recv.shutdown(std::net::Shutdown::Both);
         let _ = std::fs::remove_file(&self.own);
     }
 }

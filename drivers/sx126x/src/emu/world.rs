@@ -10,13 +10,16 @@ use super::air::{Air, AirConfig, INJECTOR};
 use super::chip::{Chip, ChipCounters, ChipProfile, EmuMode, Fault};
 use super::exec::{CALIBRATE_IMAGE_BUSY, GENERIC_BUSY};
 pub use super::handles::{EmuLines, EmuSpi};
-use super::wire::{self, AirSocket};
+use super::reception::Source;
+use super::wire::{self, AirReceiver, AirSocket};
 use crate::command::ChipMode;
 use crate::params::LoRaParams;
+use crate::wakeup::WakeHook;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
+use std::ops::{Deref, DerefMut};
 use std::path::Path;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
@@ -65,6 +68,8 @@ pub(super) struct State {
     pub(super) next_tx: u64,
     pub(super) tx_log: Vec<TxRecord>,
     pub(super) socket: Option<AirSocket>,
+    /// Datagrams for the air directory, sent when the lock is released (never under it).
+    pub(super) outbox: Vec<Vec<u8>>,
     pub(super) remote_ids: HashMap<(u64, u64), u64>,
     pub(super) rx_timer_armed: Vec<bool>,
     /// Generic command BUSY time (ns).
@@ -79,6 +84,50 @@ pub(super) struct Shared {
     pub(super) cond: Condvar,
     /// Real-time mode: virtual nanoseconds = time since this instant.
     realtime: Option<Instant>,
+    /// What a [`crate::Wakeup`] calls to wake this world's waiters.
+    wake_hook: WakeHook,
+}
+
+/// The world's lock, held. Releasing it sends the datagrams queued for the air directory, so no
+/// socket IO ever happens under the lock.
+pub(super) struct Locked<'a> {
+    guard: Option<MutexGuard<'a, State>>,
+}
+
+impl Deref for Locked<'_> {
+    type Target = State;
+    fn deref(&self) -> &State {
+        self.guard.as_ref().expect("the world's lock is held")
+    }
+}
+
+impl DerefMut for Locked<'_> {
+    fn deref_mut(&mut self) -> &mut State {
+        self.guard.as_mut().expect("the world's lock is held")
+    }
+}
+
+impl Drop for Locked<'_> {
+    fn drop(&mut self) {
+        if let Some(guard) = self.guard.take() {
+            release(guard);
+        }
+    }
+}
+
+/// Unlocks, then sends what the state queued for the air directory.
+fn release(mut st: MutexGuard<'_, State>) {
+    if st.outbox.is_empty() {
+        return;
+    }
+    let datagrams = std::mem::take(&mut st.outbox);
+    let sender = st.socket.as_ref().map(AirSocket::sender);
+    drop(st);
+    if let Some(sender) = sender {
+        for d in &datagrams {
+            sender.broadcast(d);
+        }
+    }
 }
 
 /// Emulated chips and the air between them. Cheap to clone (shared).
@@ -104,7 +153,7 @@ impl World {
 
     fn build(seed: u64, air: AirConfig, realtime: Option<Instant>) -> World {
         World {
-            shared: Arc::new(Shared {
+            shared: Arc::new_cyclic(|weak: &Weak<Shared>| Shared {
                 state: Mutex::new(State {
                     now: 0,
                     chips: Vec::new(),
@@ -115,6 +164,7 @@ impl World {
                     next_tx: 1,
                     tx_log: Vec::new(),
                     socket: None,
+                    outbox: Vec::new(),
                     remote_ids: HashMap::new(),
                     rx_timer_armed: Vec::new(),
                     generic_busy: GENERIC_BUSY,
@@ -123,22 +173,25 @@ impl World {
                 }),
                 cond: Condvar::new(),
                 realtime,
+                wake_hook: wake_hook(weak.clone()),
             }),
         }
     }
 
-    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
-        // A panicking test thread must not wedge every other handle.
-        let mut st = self
-            .shared
-            .state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+    pub(super) fn lock(&self) -> Locked<'_> {
+        let mut st = Locked {
+            guard: Some(self.shared.lock_state()),
+        };
         if let Some(start) = self.shared.realtime {
             let now = dur_ns(start.elapsed());
             st.run_until(now);
         }
         st
+    }
+
+    /// The hook a [`crate::Wakeup`] waited on together with this world's DIO1 lines calls.
+    pub(super) fn wake_hook(&self) -> WakeHook {
+        self.shared.wake_hook.clone()
     }
 
     /// Adds a chip (after power-on: BUSY low, STBY_RC).
@@ -168,7 +221,7 @@ impl World {
             st.rng.gen::<u64>()
         };
         let socket = AirSocket::bind(dir, node)?;
-        let recv = socket.try_clone_socket()?;
+        let recv = socket.receiver()?;
         self.lock().socket = Some(socket);
         let weak: Weak<Shared> = Arc::downgrade(&self.shared);
         std::thread::Builder::new()
@@ -188,6 +241,7 @@ impl World {
         EmuLines {
             world: self.clone(),
             chip,
+            edges_at_read: None,
         }
     }
 
@@ -241,6 +295,7 @@ impl World {
         self.lock().chips[chip].reg(addr)
     }
 
+    /// Transmissions seen on this world's air, oldest first (the most recent 4096 at least).
     pub fn tx_log(&self) -> Vec<TxRecord> {
         self.lock().tx_log.clone()
     }
@@ -258,7 +313,16 @@ impl World {
     /// Air datagrams that could not be decoded or sent.
     pub fn air_errors(&self) -> u64 {
         let st = self.lock();
-        st.air_errors + st.socket.as_ref().map_or(0, |s| s.send_failures)
+        st.air_errors + st.socket.as_ref().map_or(0, |s| s.sender().failures())
+    }
+
+    /// Air datagrams another participant lost because it did not read its socket (its queue was
+    /// full); the sender never waits for it.
+    pub fn air_dropped(&self) -> u64 {
+        self.lock()
+            .socket
+            .as_ref()
+            .map_or(0, |s| s.sender().dropped())
     }
 
     pub fn inject_fault(&self, chip: ChipId, fault: Fault) {
@@ -299,8 +363,7 @@ impl World {
         let params = st.chips[chip].lora();
         let now = st.now;
         st.start_transmission(
-            None,
-            INJECTOR,
+            Source::Injector,
             params,
             power_dbm,
             payload.to_vec(),
@@ -346,38 +409,35 @@ impl World {
                     drop(st);
                     std::thread::yield_now();
                     st = self.lock();
+                } else if !st.outbox.is_empty() {
+                    // A transmission started while we ran the clock: it goes out before we sleep.
+                    drop(st);
+                    st = self.lock();
                 } else {
-                    st = self
-                        .shared
-                        .cond
-                        .wait_timeout(st, Duration::from_nanos(gap))
-                        .map(|(g, _)| g)
-                        .unwrap_or_else(|p| p.into_inner().0);
+                    // Sleeps until the next event or the deadline; a notify (SPI, an air
+                    // datagram, a Wakeup) makes it look again. Nothing wakes it periodically.
+                    let guard = st.guard.take().expect("the world's lock is held");
+                    st.guard = Some(
+                        self.shared
+                            .cond
+                            .wait_timeout(guard, Duration::from_nanos(gap))
+                            .map(|(g, _)| g)
+                            .unwrap_or_else(|p| p.into_inner().0),
+                    );
                 }
             },
         }
     }
 }
 
-fn air_receiver(sock: std::os::unix::net::UnixDatagram, world: Weak<Shared>) {
+/// The thread that reads this process's air socket: each datagram becomes a remote transmission.
+/// It blocks in `recv` with no timeout and ends when the world (and with it the socket) is gone.
+fn air_receiver(rx: AirReceiver, world: Weak<Shared>) {
     let mut buf = [0u8; 512];
-    loop {
-        let n = match sock.recv(&mut buf) {
-            Ok(n) => Some(n),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-                ) =>
-            {
-                None
-            }
-            Err(_) => return,
-        };
+    while let Some(n) = rx.recv(&mut buf) {
         let Some(shared) = world.upgrade() else {
             return;
         };
-        let Some(n) = n else { continue };
         let w = World { shared };
         let mut st = w.lock();
         match wire::decode(&buf[..n]) {
@@ -385,8 +445,29 @@ fn air_receiver(sock: std::os::unix::net::UnixDatagram, world: Weak<Shared>) {
             Err(_) => st.air_errors += 1,
         }
         drop(st);
+        // Waiters recompute their sleep: the new transmission brings events.
         w.shared.cond.notify_all();
     }
+}
+
+impl Shared {
+    fn lock_state(&self) -> MutexGuard<'_, State> {
+        // A panicking test thread must not wedge every other handle.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Wakes every waiter of the world behind `weak`. Taking the lock first means a waiter is either
+/// before its check (and sees the wake-up pending) or already asleep (and gets the notify).
+fn wake_hook(weak: Weak<Shared>) -> WakeHook {
+    Arc::new(move || {
+        if let Some(shared) = weak.upgrade() {
+            drop(shared.lock_state());
+            shared.cond.notify_all();
+        }
+    })
 }
 
 impl State {
