@@ -123,9 +123,13 @@ impl Gateway {
     /// Like `start`, in `dir` (kept by the caller), on `port`, with a command prefix such as
     /// `["ip", "netns", "exec", "ns1"]`.
     pub fn configure(name: &str, dir: &Path, port: u16, body: &str, prefix: &[&str]) -> Gateway {
+        let listen = format!("http:\n  listen: \"127.0.0.1:{port}\"\n");
+        // A body with an `http:` section of its own gets the listen address inside it.
+        let body_has_http = body.starts_with("http:\n") || body.contains("\nhttp:\n");
         let mut yaml = format!(
-            "server:\n  name: \"{name}\"\n  state_dir: \"{}\"\nhttp:\n  listen: \"127.0.0.1:{port}\"\n",
-            dir.join("state").display()
+            "server:\n  name: \"{name}\"\n  state_dir: \"{}\"\n{}",
+            dir.join("state").display(),
+            if body_has_http { "" } else { listen.as_str() }
         );
         if !body.contains("radio:") {
             yaml.push_str("radio:\n  backend: none\n");
@@ -133,7 +137,11 @@ impl Gateway {
         if !body.contains("tun:") {
             yaml.push_str("tun:\n  enabled: off\n");
         }
-        yaml.push_str(body);
+        if body_has_http {
+            yaml.push_str(&body.replacen("http:\n", &listen, 1));
+        } else {
+            yaml.push_str(body);
+        }
         let config_path = dir.join("config.yaml");
         std::fs::write(&config_path, yaml).expect("write config");
         Gateway {

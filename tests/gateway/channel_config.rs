@@ -37,7 +37,8 @@ fn public_hashtag_and_private_bindings_resolve() {
 fn a_private_channel_needs_a_private_room() {
     let text = format!("rooms:\n  - name: ops\n    channel:\n      name: ops\n      key: {KEY}\n");
     let err = load(&text).unwrap_err();
-    assert!(err.contains("c.yaml:3"), "{err}");
+    // Located at the channel's own lines (the mapping under `channel:`).
+    assert!(err.contains("c.yaml:4:7"), "{err}");
     assert!(err.contains("rooms[0].channel"), "{err}");
     assert!(err.contains("psk"), "{err}");
     assert!(!err.contains(KEY), "{err}");
