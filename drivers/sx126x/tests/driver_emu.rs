@@ -404,5 +404,5 @@ fn probe_of_a_healthy_chip_passes_every_step() {
     assert!(steps
         .iter()
         .any(|s| s.detail.contains("14 24 (MeshCore private 0x12)")));
-    assert_eq!(steps.len(), 6);
+    assert_eq!(steps.len(), 8);
 }
