@@ -60,10 +60,10 @@ pub fn explain_open_error(err: &HalError) -> String {
 pub fn explain_driver_error(err: &DriverError) -> String {
     match err {
         DriverError::BusyTimeout { .. } => format!(
-            "{err} → BUSY never went low: check the BUSY pin number, the NRESET pin number and that the module is powered"
+            "{err} → BUSY never went low: check the BUSY pin number, the NRESET pin number and that the module is powered (some HATs need an enable pin held high: radio.hold_high_pins)"
         ),
         DriverError::ChipAbsent(_) => format!(
-            "{err} → nothing answers on MISO: check the SPI device, the chip-select (manual NSS pin?), the wiring and the module's power"
+            "{err} → nothing answers on MISO: check the SPI device, the chip-select (manual NSS pin?), the wiring and the module's power (some HATs need an enable pin held high: radio.hold_high_pins)"
         ),
         DriverError::WrongChip(_) => format!("{err} → this does not look like an SX126x; check the chip select and the board preset"),
         DriverError::DeviceErrors(bits) if bits & device_error::XOSC_START != 0 => format!(
@@ -94,6 +94,13 @@ pub fn probe<S: SpiTransfer, L: BoardLines>(drv: &mut Sx126x<S, L>) -> Vec<Probe
                 detail: e.to_string(),
                 hint: Some(explain_driver_error(&e)),
             });
+            return steps;
+        }
+    }
+    if let Some(step) = check_reset_and_busy(drv) {
+        let ok = step.ok;
+        steps.push(step);
+        if !ok {
             return steps;
         }
     }
@@ -189,18 +196,21 @@ pub fn probe<S: SpiTransfer, L: BoardLines>(drv: &mut Sx126x<S, L>) -> Vec<Probe
         }),
     }
     match drv.init().and_then(|()| drv.start_receive()) {
-        Ok(()) => steps.push(ProbeStep {
-            what: "initialise + receive",
-            ok: true,
-            detail: format!(
-                "{} ready at {:.3} MHz, SF{}, {} kHz",
-                drv.settings().chip.name(),
-                drv.settings().lora.frequency_hz as f64 / 1e6,
-                drv.settings().lora.spreading_factor,
-                drv.settings().lora.bandwidth.khz()
-            ),
-            hint: None,
-        }),
+        Ok(()) => {
+            steps.push(ProbeStep {
+                what: "initialise + receive",
+                ok: true,
+                detail: format!(
+                    "{} ready at {:.3} MHz, SF{}, {} kHz",
+                    drv.settings().chip.name(),
+                    drv.settings().lora.frequency_hz as f64 / 1e6,
+                    drv.settings().lora.spreading_factor,
+                    drv.settings().lora.bandwidth.khz()
+                ),
+                hint: None,
+            });
+            steps.push(check_dio1(drv));
+        }
         Err(e) => steps.push(ProbeStep {
             what: "initialise + receive",
             ok: false,
@@ -209,4 +219,81 @@ pub fn probe<S: SpiTransfer, L: BoardLines>(drv: &mut Sx126x<S, L>) -> Vec<Probe
         }),
     }
     steps
+}
+
+/// NRESET and BUSY wiring: BUSY must read high while NRESET holds the chip in reset, and a
+/// register written before the pulse must be back at its default after it. A BUSY line on the
+/// wrong pin reads its pull instead (the driver would then talk to a busy chip), and an NRESET on
+/// the wrong pin leaves the chip running (recovery after a fault would not reset it).
+/// `None` when the bus itself fails (the other steps report that).
+fn check_reset_and_busy<S: SpiTransfer, L: BoardLines>(
+    drv: &mut Sx126x<S, L>,
+) -> Option<ProbeStep> {
+    const MARK: [u8; 2] = [0x3A, 0x5C];
+    drv.write_registers(reg::SYNC_WORD_MSB, &MARK).ok()?;
+    let lines = drv.lines_mut();
+    lines.set_reset(false).ok()?;
+    lines.delay(std::time::Duration::from_millis(1));
+    let busy_in_reset = lines.busy().ok()?;
+    lines.set_reset(true).ok()?;
+    drv.reset().ok()?;
+    let survived = drv.read_registers(reg::SYNC_WORD_MSB, 2).ok()? == MARK;
+    let step = |ok, detail: &str, hint: Option<&str>| ProbeStep {
+        what: "NRESET and BUSY lines",
+        ok,
+        detail: detail.to_string(),
+        hint: hint.map(str::to_string),
+    };
+    Some(match (survived, busy_in_reset) {
+        (false, true) => step(true, "BUSY high while NRESET was low; the pulse reset the chip", None),
+        (true, _) => step(
+            false,
+            "a register written before the NRESET pulse kept its value: the chip was not reset",
+            Some("NRESET is not on the configured pin: check the NRESET pin number (radio.reset_pin)"),
+        ),
+        (false, false) => step(
+            false,
+            "BUSY read low while NRESET held the chip in reset",
+            Some("BUSY is not on the configured pin (the line only reads its pull): check the BUSY pin number (radio.busy_pin)"),
+        ),
+    })
+}
+
+/// DIO1 wiring: a receive with a 10 ms timeout must raise DIO1 (the timeout IRQ is routed to it);
+/// the chip's IRQ status tells a DIO1 on the wrong pin from a chip that raised nothing. Leaves the
+/// chip receiving.
+fn check_dio1<S: SpiTransfer, L: BoardLines>(drv: &mut Sx126x<S, L>) -> ProbeStep {
+    use crate::command::{irq, op};
+    let wait = std::time::Duration::from_millis(500);
+    let run = |drv: &mut Sx126x<S, L>| -> Result<(bool, u16), DriverError> {
+        drv.command(op::SET_STANDBY, &[0x00])?;
+        drv.clear_irq(irq::ALL)?;
+        // 640 × 15.625 µs = 10 ms.
+        drv.command(op::SET_RX, &[0x00, 0x02, 0x80])?;
+        let rose = drv.lines_mut().dio1()? || drv.lines_mut().wait_dio1_rising(wait)?;
+        let bits = drv.irq_status()?;
+        drv.clear_irq(irq::ALL)?;
+        drv.start_receive()?;
+        Ok((rose, bits))
+    };
+    let line = |ok, detail: String, hint: Option<String>| ProbeStep {
+        what: "DIO1 interrupt",
+        ok,
+        detail,
+        hint,
+    };
+    match run(drv) {
+        Ok((true, _)) => line(true, "DIO1 rose on the chip's RX timeout interrupt".into(), None),
+        Ok((false, bits)) if bits & irq::TIMEOUT != 0 => line(
+            false,
+            format!("the chip raised its RX timeout interrupt (IRQ status 0x{bits:04X}) but DIO1 did not rise within {wait:?}"),
+            Some("DIO1 is not on the configured pin: check the DIO1 pin number (radio.dio1_pin); without it every packet is noticed late".into()),
+        ),
+        Ok((false, bits)) => line(
+            false,
+            format!("no interrupt within {wait:?} (IRQ status 0x{bits:04X})"),
+            Some("the chip did not time out its receive: check the TCXO setting and the module's power".into()),
+        ),
+        Err(e) => line(false, e.to_string(), Some(explain_driver_error(&e))),
+    }
 }

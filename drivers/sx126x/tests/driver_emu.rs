@@ -404,7 +404,7 @@ fn probe_of_a_healthy_chip_passes_every_step() {
     assert!(steps
         .iter()
         .any(|s| s.detail.contains("14 24 (MeshCore private 0x12)")));
-    assert_eq!(steps.len(), 6);
+    assert_eq!(steps.len(), 8);
 }
 
 /// DIO1 rising between the driver's level read and its wait (another thread ran the clock) is
