@@ -3,5 +3,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod hardware_path;
 mod side;
 mod sleep;

@@ -8,9 +8,7 @@
 //! built on first use). `.ci/hardware-path` runs the same tests on the release builds by setting
 //! `MESHROOM_HW_BIN` and `MESHROOM_HW_FAKE_LIB`.
 
-mod common;
-
-use common::{wait_until, Gateway};
+use crate::common::{wait_until, Gateway};
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -27,7 +25,7 @@ fn binary() -> PathBuf {
 }
 
 /// The preload library: `MESHROOM_HW_FAKE_LIB`, else this profile's build (built once here:
-/// `cargo test --test hardware_path` alone does not build other packages' libraries).
+/// `cargo test --test radio` alone does not build other packages' libraries).
 fn fake_lib() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
@@ -35,7 +33,7 @@ fn fake_lib() -> PathBuf {
             return PathBuf::from(p);
         }
         let exe = std::env::current_exe().expect("test executable path");
-        // target/<profile>/deps/hardware_path-HASH
+        // target/<profile>/deps/radio-HASH
         let profile_dir = exe
             .parent()
             .and_then(Path::parent)
@@ -361,7 +359,7 @@ fn start_gateway(
     let mut gw = Gateway::configure(
         &format!("hw-{}", b.name),
         tmp.path(),
-        common::free_port(),
+        crate::common::free_port(),
         &gateway_body(b, advert_interval_s),
         &prefix,
     );
