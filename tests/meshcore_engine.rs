@@ -61,6 +61,7 @@ fn room(name: &str, seed: u8, password: Option<&str>) -> RoomSetup {
         identity: LocalIdentity::from_seed(&[seed; 32]),
         password: password.map(|p| p.as_bytes().to_vec()),
         max_history: 100,
+        access: Default::default(),
         clock: 0,
         clients: vec![],
         history: vec![],
@@ -131,7 +132,9 @@ impl Air {
                 Action::SaveClock { room, clock } => {
                     self.hub.saved_clock.insert(room, clock);
                 }
-                Action::ParticipantsChanged { .. } | Action::Heard { .. } => {}
+                Action::ParticipantsChanged { .. }
+                | Action::Heard { .. }
+                | Action::SaveAcl { .. } => {}
             }
         }
     }

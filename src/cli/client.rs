@@ -24,10 +24,11 @@ use crate::radio::{RadioHandle, SimParams, TxPriority};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Listen for room adverts and list the rooms heard (and remembered).
+    /// Ask the rooms in range to answer (a discovery request), listen for their answers and
+    /// adverts, and list the rooms heard (and remembered). Exit status 1 when none was heard.
     Rooms {
         /// Seconds to listen.
-        #[arg(long, default_value_t = 15.0)]
+        #[arg(long, default_value_t = 5.0)]
         listen: f64,
     },
     /// Log in to a room (waits for the room's advert if it was never heard).
@@ -44,14 +45,32 @@ pub enum ClientCommand {
         #[arg(long, default_value_t = 20.0)]
         timeout: f64,
     },
-    /// Post a message to a room and wait for its ACK (exit status 1 without one).
+    /// Log in to a room (with --password; a public room takes any), post a message and wait for
+    /// its ACK (exit status 1 without one).
     Post {
         #[arg(long)]
         room: String,
+        /// The room's password (its PSK; empty re-uses an earlier login or enters a public room).
+        #[arg(long, default_value = "")]
+        password: String,
         /// Seconds to wait (the post is retried meanwhile).
         #[arg(long, default_value_t = 45.0)]
         timeout: f64,
         text: String,
+    },
+    /// Log in to a room with its admin password and run one admin command over the air
+    /// (`ver`, `clock`, `get acl`, `setperm KEY ROLE`, `room.post TEXT`, …); prints the reply.
+    Cli {
+        #[arg(long)]
+        room: String,
+        /// The room's admin password (empty re-uses an earlier admin login).
+        #[arg(long, default_value = "")]
+        password: String,
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 20.0)]
+        timeout: f64,
+        /// The command line.
+        command: String,
     },
     /// Log in to rooms and print every pushed post, ACKing it.
     Listen {
@@ -274,6 +293,12 @@ impl Session {
             CompanionEvent::Notice { room, text } => {
                 say(&format!("notice from {}: {text}", self.room_name(room)))
             }
+            CompanionEvent::Discovered { key, snr_x4, .. } => say(&format!(
+                "discovery answer from {} (heard us at SNR {:.2} dB)",
+                hex::encode(&key[..key.len().min(8)]),
+                f32::from(*snr_x4) / 4.0
+            )),
+            CompanionEvent::CliReply { text, .. } => say(text),
             CompanionEvent::Response { .. } => {}
         }
     }
@@ -306,6 +331,9 @@ impl Session {
             return Ok(r.key);
         }
         say(&format!("waiting for an advert of room {name}"));
+        // Rooms answer a discovery request at once and advert right after.
+        let (_, outs) = self.companion.discover();
+        self.apply(outs);
         let target = name.to_string();
         let found = self
             .run_until(
@@ -373,8 +401,29 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
     let secs = |v: f64| Duration::from_secs_f64(if v.is_finite() && v > 0.0 { v } else { 0.0 });
     match command {
         ClientCommand::Rooms { listen } => {
-            s.run_until(Instant::now() + secs(listen), |_, _| false)
-                .await;
+            // Ask at once (rooms answer within a second and advert right after), and once more
+            // half-way in case the first request or its answers were lost.
+            let (_, outs) = s.companion.discover();
+            s.apply(outs);
+            let end = Instant::now() + secs(listen);
+            let mut heard: Vec<Vec<u8>> = Vec::new();
+            let note = |e: &CompanionEvent, heard: &mut Vec<Vec<u8>>| match e {
+                CompanionEvent::Discovered { key, .. } => heard.push(key.clone()),
+                CompanionEvent::RoomDiscovered { room, .. } => heard.push(room.0.to_vec()),
+                _ => {}
+            };
+            s.run_until(Instant::now() + secs(listen / 2.0), |e, _| {
+                note(e, &mut heard);
+                false
+            })
+            .await;
+            let (_, outs) = s.companion.discover();
+            s.apply(outs);
+            s.run_until(end, |e, _| {
+                note(e, &mut heard);
+                false
+            })
+            .await;
             let mut rooms: Vec<_> = s
                 .companion
                 .rooms()
@@ -382,8 +431,27 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
                 .collect();
             rooms.sort();
             say(&format!("{} rooms known:", rooms.len()));
-            for (name, key) in rooms {
-                say(&format!("  {name:<24} {}", key.to_hex()));
+            for (name, key) in &rooms {
+                let now = if heard.iter().any(|h| key.0.starts_with(h)) {
+                    ""
+                } else {
+                    "  (remembered; not heard now)"
+                };
+                say(&format!("  {name:<24} {}{now}", key.to_hex()));
+            }
+            for h in &heard {
+                if !rooms.iter().any(|(_, k)| k.0.starts_with(h)) {
+                    say(&format!(
+                        "  (name not heard yet)      {}  answered the discovery request; its advert should follow",
+                        hex::encode(h)
+                    ));
+                }
+            }
+            if heard.is_empty() {
+                bail!(
+                    "no room answered the discovery request or adverted in {listen} s; is the gateway running, on this air ({}) and these radio settings?",
+                    s.opts.air.display()
+                );
             }
             Ok(())
         }
@@ -402,10 +470,19 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
         }
         ClientCommand::Post {
             room,
+            password,
             timeout,
             text,
         } => {
             let key = s.find_room(&room, secs(timeout)).await?;
+            // A room takes posts only from a logged-in client: log in first (a blank password
+            // re-uses the room's record of us, and any password enters a public room).
+            say(&format!("logging in to {room} first"));
+            if !s.login(&key, &password, None, secs(20.0)).await {
+                bail!(
+                    "login to {room} failed: no reply (a private room needs its PSK as --password)"
+                );
+            }
             let (ts, outs) = s.companion.post(s.now(), &key, &text)?;
             s.apply(outs);
             let mut acked = false;
@@ -422,6 +499,31 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
                 Ok(())
             } else {
                 bail!("post to {room} was not acknowledged")
+            }
+        }
+        ClientCommand::Cli {
+            room,
+            password,
+            timeout,
+            command,
+        } => {
+            let key = s.find_room(&room, secs(timeout)).await?;
+            if !s.login(&key, &password, None, secs(timeout)).await {
+                bail!("login to {room} failed: no reply");
+            }
+            // Only an admin login is answered (the login reply's permissions say so).
+            let (_, outs) = s.companion.command(s.now(), &key, &command)?;
+            s.apply(outs);
+            let replied = s
+                .run_until(
+                    Instant::now() + secs(timeout),
+                    |e, _| matches!(e, CompanionEvent::CliReply { room, .. } if *room == key),
+                )
+                .await;
+            if replied {
+                Ok(())
+            } else {
+                bail!("no reply from {room} (only an admin login gets answers: --password must be the room's admin_password)")
             }
         }
         ClientCommand::Listen {

@@ -1,9 +1,10 @@
 //! The `meshroom-gw` command line: the clap definition and the dispatch. One file per
 //! subcommand family: `config` (check-config, configfile), `status`, `post`, `http` (the small
-//! HTTP client both use), `tail`, `client` (the software MeshCore companion), `radio` and `probe`
+//! HTTP client both use), `acl`, `tail`, `client` (the software MeshCore companion), `radio` and `probe`
 //! (radio presets and probe), `generate` (man pages, completions). `main.rs` only parses and
 //! dispatches.
 
+pub mod acl;
 pub mod client;
 pub mod config;
 pub mod generate;
@@ -97,6 +98,16 @@ pub enum Command {
         #[command(subcommand)]
         action: client::ClientCommand,
     },
+    /// List or edit a room's MeshCore access list (roles of radio keys) in the running gateway.
+    Acl {
+        /// Room name.
+        room: String,
+        /// Base URL of the gateway's HTTP side [default: from the configuration's http.listen]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        #[command(subcommand)]
+        action: Option<acl::AclCommand>,
+    },
     /// Radio tools: bring-up diagnostics, presets.
     Radio {
         #[command(subcommand)]
@@ -184,6 +195,9 @@ pub fn dispatch(cli: Cli) -> i32 {
                         state,
                         action,
                     } => report(client::client(air, name, state, action, config_path).await),
+                    Command::Acl { room, url, action } => {
+                        report(acl::acl(room, action, url, config_path).await)
+                    }
                     Command::CheckConfig
                     | Command::Configfile
                     | Command::Radio { .. }

@@ -73,6 +73,7 @@ impl Config {
                 max_history: 1000,
                 group: None,
                 port: None,
+                ..RoomConfig::default()
             }],
             peers: Vec::new(),
             radio: RadioConfig::default(),
@@ -433,6 +434,9 @@ fn validate(config: &Config, report: &mut Report<'_>) {
         }
         if room.port == Some(0) {
             report.error(key("port"), "port 0 is not a usable UDP port");
+        }
+        for (k, message) in room.access_problems() {
+            report.error(key(k), message);
         }
     }
     for (i, peer) in config.peers.iter().enumerate() {

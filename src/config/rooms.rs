@@ -29,6 +29,36 @@ pub struct RoomConfig {
     /// UDP port of the room's multicast group; the `tun.port` default when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub port: Option<u16>,
+    /// MeshCore admin password (at most 15 bytes, not the PSK): a radio login with it is the
+    /// room's admin (over-the-air CLI, ACL). Empty: no admin login. Never shown.
+    #[serde(default, skip_serializing_if = "Psk::is_empty")]
+    pub admin_password: Psk,
+    /// Anyone may read: a wrong or empty password (private room), or any password (public
+    /// room), logs in as a read-only guest; only the PSK (private) or an ACL role gives posting.
+    #[serde(default)]
+    pub allow_read_only: bool,
+    /// Location this room adverts (degrees); overrides `meshcore.latitude`/`longitude`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        RoomConfig {
+            name: String::new(),
+            psk: Psk::default(),
+            description: String::new(),
+            max_history: default_max_history(),
+            group: None,
+            port: None,
+            admin_password: Psk::default(),
+            allow_read_only: false,
+            latitude: None,
+            longitude: None,
+        }
+    }
 }
 
 fn default_max_history() -> u32 {
@@ -38,6 +68,43 @@ fn default_max_history() -> u32 {
 impl RoomConfig {
     pub fn is_private(&self) -> bool {
         !self.psk.is_empty()
+    }
+
+    /// Problems of the MeshCore access and location keys, as (key under `rooms[i].`, message).
+    pub fn access_problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let admin = self.admin_password.expose();
+        if admin.len() > MESHCORE_PASSWORD_BYTES {
+            out.push((
+                "admin_password",
+                format!(
+                    "is {} bytes; a MeshCore login carries at most {MESHCORE_PASSWORD_BYTES}",
+                    admin.len()
+                ),
+            ));
+        } else if !admin.is_empty() {
+            let psk = self.psk.expose().as_bytes();
+            if admin.as_bytes() == &psk[..psk.len().min(MESHCORE_PASSWORD_BYTES)] {
+                out.push((
+                    "admin_password",
+                    "must differ from the room's psk (as the radio compares them)".to_string(),
+                ));
+            }
+        }
+        match (self.latitude, self.longitude) {
+            (Some(lat), Some(lon)) => {
+                if !(-90.0..=90.0).contains(&lat) {
+                    out.push(("latitude", format!("{lat} is not between -90 and 90")));
+                }
+                if !(-180.0..=180.0).contains(&lon) {
+                    out.push(("longitude", format!("{lon} is not between -180 and 180")));
+                }
+            }
+            (Some(_), None) => out.push(("longitude", "is needed with latitude".to_string())),
+            (None, Some(_)) => out.push(("latitude", "is needed with longitude".to_string())),
+            (None, None) => {}
+        }
+        out
     }
 }
 

@@ -5,6 +5,8 @@
 //! answers only loopback clients. A private room's history and posting need its PSK in the
 //! `X-Room-Psk` header.
 
+pub mod acl;
+
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, RwLock};
@@ -198,6 +200,8 @@ pub fn routes(
         .or(history)
         .unify()
         .or(post)
+        .unify()
+        .or(acl::routes(state.clone()))
         .unify();
     let all = match extra {
         Some(extra) => extra.or(ours).unify().boxed(),
