@@ -489,12 +489,15 @@ impl Room {
             .access
             .login_role(&req.sender, &login.password, current)
         else {
-            // Wrong password: no reply at all, as the firmware does. A client's retry repeats
-            // the login's timestamp and counts once.
+            // Wrong password: no reply at all, as the firmware does. A client's retry (the same
+            // timestamp, or the same password again) counts once.
             ctx.counters.login_failed += 1;
             self.counters.login_failed += 1;
             let key = hex::encode(&req.sender.0[..4]);
-            match self.guard.fail(req.sender, now_ms, login.timestamp) {
+            match self
+                .guard
+                .fail(req.sender, now_ms, login.timestamp, &login.password)
+            {
                 Failure::Blocked { block_ms } => tracing::warn!(
                     room = %self.name,
                     key = %key,

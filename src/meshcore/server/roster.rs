@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::meshcore::wire::crypto::SharedSecret;
 use crate::meshcore::wire::identity::PublicKey;
@@ -105,9 +106,10 @@ impl Client {
 struct Failures {
     count: u32,
     last_ms: u64,
-    /// Login timestamp of the last failure counted: a client's retry repeats it, and a retry is
-    /// the same attempt, not another guess.
+    /// Login timestamp and password digest of the last failure counted: a client's retry
+    /// repeats one or both, and a retry is the same attempt, not another guess.
     last_login_ts: u32,
+    last_password: [u8; 8],
     /// Blocks this key has earned so far; each one lasts twice the one before.
     blocks: u32,
     blocked_until_ms: u64,
@@ -159,8 +161,15 @@ impl LoginGuard {
             .is_some_and(|f| f.blocked_until_ms > now_ms)
     }
 
-    /// Counts a wrong password sent in a login stamped `login_ts`.
-    pub fn fail(&mut self, key: PublicKey, now_ms: u64, login_ts: u32) -> Failure {
+    /// Counts a wrong `password` sent in a login stamped `login_ts`. The same timestamp or the
+    /// same password as the last counted failure is a retry and counts once.
+    pub fn fail(&mut self, key: PublicKey, now_ms: u64, login_ts: u32, password: &[u8]) -> Failure {
+        let digest = {
+            let d = Sha256::digest(password);
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&d[..8]);
+            v
+        };
         if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
             if let Some(oldest) = self
                 .entries
@@ -175,20 +184,24 @@ impl LoginGuard {
             count: 0,
             last_ms: now_ms,
             last_login_ts: 0,
+            last_password: [0; 8],
             blocks: 0,
             blocked_until_ms: 0,
         });
         f.last_ms = now_ms;
-        if f.count > 0 && login_ts == f.last_login_ts {
+        let blocked_out = f.blocked_until_ms != 0 && f.blocked_until_ms <= now_ms;
+        if f.count > 0 && !blocked_out && (login_ts == f.last_login_ts || digest == f.last_password)
+        {
             return Failure::Retry;
         }
         // A block that has run out starts a fresh count (but the next block is longer).
-        if f.blocked_until_ms != 0 && f.blocked_until_ms <= now_ms {
+        if blocked_out {
             f.count = 0;
             f.blocked_until_ms = 0;
         }
         f.count += 1;
         f.last_login_ts = login_ts;
+        f.last_password = digest;
         if f.count >= self.max_failures {
             let block_ms = self
                 .first_block_ms
@@ -222,27 +235,35 @@ mod tests {
     fn distinct_failures_block_a_key_for_growing_times_and_retries_count_once() {
         let mut g = LoginGuard::new(3, 1000, 3000, 2);
         let k = PublicKey([1; 32]);
-        assert_eq!(g.fail(k, 0, 10), Failure::Counted(1));
-        assert_eq!(g.fail(k, 1, 10), Failure::Retry, "same login timestamp");
-        assert_eq!(g.fail(k, 2, 10), Failure::Retry);
-        assert_eq!(g.fail(k, 3, 11), Failure::Counted(2));
-        assert_eq!(g.fail(k, 4, 12), Failure::Blocked { block_ms: 1000 });
+        assert_eq!(g.fail(k, 0, 10, b"a"), Failure::Counted(1));
+        assert_eq!(
+            g.fail(k, 1, 10, b"b"),
+            Failure::Retry,
+            "same login timestamp"
+        );
+        assert_eq!(g.fail(k, 2, 11, b"a"), Failure::Retry, "same password");
+        assert_eq!(g.fail(k, 3, 12, b"c"), Failure::Counted(2));
+        assert_eq!(g.fail(k, 4, 13, b"d"), Failure::Blocked { block_ms: 1000 });
         assert!(g.is_blocked(&k, 500));
         assert!(!g.is_blocked(&k, 1004));
-        assert_eq!(g.fail(k, 1005, 13), Failure::Counted(1), "count restarts");
-        g.fail(k, 1006, 14);
-        assert_eq!(g.fail(k, 1007, 15), Failure::Blocked { block_ms: 2000 });
-        g.fail(k, 3008, 16);
-        g.fail(k, 3009, 17);
         assert_eq!(
-            g.fail(k, 3010, 18),
-            Failure::Blocked { block_ms: 3000 },
-            "capped"
+            g.fail(k, 1005, 14, b"d"),
+            Failure::Counted(1),
+            "count restarts"
         );
+        g.fail(k, 1006, 15, b"e");
+        assert_eq!(
+            g.fail(k, 1007, 16, b"f"),
+            Failure::Blocked { block_ms: 2000 }
+        );
+        g.fail(k, 3008, 17, b"g");
+        g.fail(k, 3009, 18, b"h");
+        let capped = g.fail(k, 3010, 19, b"i");
+        assert_eq!(capped, Failure::Blocked { block_ms: 3000 });
         g.succeed(&k);
         assert!(!g.is_blocked(&k, 3011));
-        g.fail(PublicKey([2; 32]), 5, 1);
-        g.fail(PublicKey([3; 32]), 6, 1);
+        g.fail(PublicKey([2; 32]), 5, 1, b"x");
+        g.fail(PublicKey([3; 32]), 6, 1, b"x");
         assert_eq!(g.len(), 2, "bounded");
     }
 }
