@@ -169,6 +169,8 @@ impl StatusBoard {
                         "local": tally.posts_in(AuthorKind::Local),
                     },
                     "last_post_at": tally.last_post_at,
+                    // Who is in the room now, with each radio client's role.
+                    "participants": hub.participants().list(&room.name),
                 })
             })
             .collect();
