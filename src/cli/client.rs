@@ -28,7 +28,7 @@ pub enum ClientCommand {
     /// adverts, and list the rooms heard (and remembered). Exit status 1 when none was heard.
     Rooms {
         /// Seconds to listen.
-        #[arg(long, default_value_t = 5.0)]
+        #[arg(long, default_value_t = 10.0)]
         listen: f64,
     },
     /// Log in to a room (waits for the room's advert if it was never heard).
@@ -127,6 +127,7 @@ struct Session {
     rx: broadcast::Receiver<std::sync::Arc<crate::radio::RxFrame>>,
     start: Instant,
     events: Vec<CompanionEvent>,
+    advertised: bool,
 }
 
 fn say(line: &str) {
@@ -165,17 +166,15 @@ impl Session {
             .await
             .context("cannot join the simulated air")?;
         let rx = radio.subscribe();
-        let mut s = Session {
+        let s = Session {
             opts,
             companion,
             radio,
             rx,
             start: Instant::now(),
             events: Vec::new(),
+            advertised: false,
         };
-        // Let rooms learn our name.
-        let outs = s.companion.advert(s.now());
-        s.apply(outs);
         Ok(s)
     }
 
@@ -293,10 +292,16 @@ impl Session {
             CompanionEvent::Notice { room, text } => {
                 say(&format!("notice from {}: {text}", self.room_name(room)))
             }
-            CompanionEvent::Discovered { key, snr_x4, .. } => say(&format!(
-                "discovery answer from {} (heard us at SNR {:.2} dB)",
+            CompanionEvent::Discovered {
+                key, snr_x4, ours, ..
+            } => say(&format!(
+                "discovery answer from {}{}",
                 hex::encode(&key[..key.len().min(8)]),
-                f32::from(*snr_x4) / 4.0
+                if *ours {
+                    format!(" (heard us at SNR {:.2} dB)", f32::from(*snr_x4) / 4.0)
+                } else {
+                    " (to another node's request)".to_string()
+                }
             )),
             CompanionEvent::CliReply { text, .. } => say(text),
             CompanionEvent::Response { .. } => {}
@@ -331,20 +336,27 @@ impl Session {
             return Ok(r.key);
         }
         say(&format!("waiting for an advert of room {name}"));
-        // Rooms answer a discovery request at once and advert right after.
-        let (_, outs) = self.companion.discover();
-        self.apply(outs);
         let target = name.to_string();
-        let found = self
-            .run_until(
-                Instant::now() + wait,
-                |e, _| matches!(e, CompanionEvent::RoomDiscovered { name, .. } if *name == target),
-            )
-            .await;
-        match (found, self.companion.room_by_name(name)) {
-            (true, Some(r)) => Ok(r.key),
-            _ => bail!("no advert of room {name} heard in {} s", wait.as_secs()),
+        let end = Instant::now() + wait;
+        while Instant::now() < end {
+            // Rooms answer a discovery request at once and advert right after.
+            let (_, outs) = self.companion.discover();
+            self.apply(outs);
+            let until = end.min(Instant::now() + DISCOVER_AGAIN * 4);
+            let found = self
+                .run_until(
+                    until,
+                    |e, _| matches!(e, CompanionEvent::RoomDiscovered { name, .. } if *name == target),
+                )
+                .await;
+            if let (true, Some(r)) = (found, self.companion.room_by_name(name)) {
+                return Ok(r.key);
+            }
         }
+        bail!(
+            "no advert of room {name} heard in {} s (is the gateway running on this air?)",
+            wait.as_secs()
+        )
     }
 
     /// Logs in, asking again every few seconds (a frame can be lost on a busy or half-duplex
@@ -358,6 +370,12 @@ impl Session {
     ) -> bool {
         let deadline = Instant::now() + timeout;
         let key = *room;
+        // Let the room learn our name (an advert is long on the air: only when we log in).
+        if !self.advertised {
+            self.advertised = true;
+            let outs = self.companion.advert(self.now());
+            self.apply(outs);
+        }
         while Instant::now() < deadline {
             let Ok(outs) = self.companion.login(self.now(), room, password, sync_since) else {
                 return false;
@@ -382,6 +400,9 @@ impl Session {
     }
 }
 
+/// How long to wait for answers before asking again (`rooms`, and ×4 while waiting for a room).
+const DISCOVER_AGAIN: Duration = Duration::from_millis(1_500);
+
 /// How often `listen` sends each room a keep-alive.
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
 
@@ -401,29 +422,38 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
     let secs = |v: f64| Duration::from_secs_f64(if v.is_finite() && v > 0.0 { v } else { 0.0 });
     match command {
         ClientCommand::Rooms { listen } => {
-            // Ask at once (rooms answer within a second and advert right after), and once more
-            // half-way in case the first request or its answers were lost.
-            let (_, outs) = s.companion.discover();
-            s.apply(outs);
+            // Ask at once (rooms answer within a second and advert right after), and again
+            // every 1–2 s (random, so two clients started together do not keep colliding)
+            // until something answers, in case the gateway is still starting or a frame was
+            // lost.
             let end = Instant::now() + secs(listen);
             let mut heard: Vec<Vec<u8>> = Vec::new();
-            let note = |e: &CompanionEvent, heard: &mut Vec<Vec<u8>>| match e {
-                CompanionEvent::Discovered { key, .. } => heard.push(key.clone()),
-                CompanionEvent::RoomDiscovered { room, .. } => heard.push(room.0.to_vec()),
-                _ => {}
-            };
-            s.run_until(Instant::now() + secs(listen / 2.0), |e, _| {
-                note(e, &mut heard);
-                false
-            })
-            .await;
-            let (_, outs) = s.companion.discover();
-            s.apply(outs);
-            s.run_until(end, |e, _| {
-                note(e, &mut heard);
-                false
-            })
-            .await;
+            let mut asked = Instant::now() - Duration::from_secs(60);
+            while Instant::now() < end {
+                // Ask again while nothing answered, or (less often: the room adverts at most
+                // every 5 s) while a room that answered has not been heard by name.
+                let unnamed = heard
+                    .iter()
+                    .any(|h| !s.companion.rooms().any(|r| r.key.0.starts_with(h)));
+                let pause = if heard.is_empty() { 1.0 } else { 3.0 };
+                if (heard.is_empty() || unnamed) && asked.elapsed() >= DISCOVER_AGAIN.mul_f64(pause)
+                {
+                    let (_, outs) = s.companion.discover();
+                    s.apply(outs);
+                    asked = Instant::now();
+                }
+                let again = DISCOVER_AGAIN.mul_f64(0.7 + rand::random::<f64>() * 0.6);
+                let until = end.min(Instant::now() + again);
+                s.run_until(until, |e, _| {
+                    match e {
+                        CompanionEvent::Discovered { key, .. } => heard.push(key.clone()),
+                        CompanionEvent::RoomDiscovered { room, .. } => heard.push(room.0.to_vec()),
+                        _ => {}
+                    }
+                    false
+                })
+                .await;
+            }
             let mut rooms: Vec<_> = s
                 .companion
                 .rooms()

@@ -78,12 +78,13 @@ pub enum CompanionEvent {
         room: PublicKey,
         text: String,
     },
-    /// A room server answered our discovery request (its key, or only a prefix of it, and the
-    /// SNR at which it heard the request).
+    /// A room server answered a discovery request (its key, or only a prefix of it, and the
+    /// SNR at which it heard the request); `ours`: the request was ours.
     Discovered {
         key: Vec<u8>,
         snr_x4: i8,
         tag: u32,
+        ours: bool,
     },
     /// The reply to an admin CLI command (TXT_MSG CLI_DATA), prefix included.
     CliReply {
@@ -515,10 +516,10 @@ impl Companion {
             Payload::Advert(a) => self.on_advert(&a, &mut out),
             Payload::Control(_) if repr.path.is_empty() && !repr.route.is_flood() => {
                 if let Some(resp) = DiscoverResp::parse(&repr.payload) {
-                    if resp.node_type == NodeType::RoomServer
-                        && self.discover_tags.contains(&resp.tag)
-                    {
+                    // Answers to other nodes' requests are news too: the room is in range.
+                    if resp.node_type == NodeType::RoomServer {
                         out.push(Output::Event(CompanionEvent::Discovered {
+                            ours: self.discover_tags.contains(&resp.tag),
                             key: resp.key,
                             snr_x4: resp.snr_x4,
                             tag: resp.tag,

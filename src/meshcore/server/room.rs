@@ -39,8 +39,9 @@ pub struct IncomingPost {
     pub ack: [u8; 4],
 }
 
-/// Advert again on a discovery request only if the last one is older than this.
-const DISCOVERY_ADVERT_GAP_MS: u64 = 30_000;
+/// Advert again on a discovery request unless the room adverted this recently (requests from
+/// several phones at once share one advert; the discovery rate limit bounds the rest).
+const DISCOVERY_ADVERT_GAP_MS: u64 = 5_000;
 /// Delay of an advert an admin asked for (CommonCLI.cpp: 1500 ms, so the reply goes first).
 const CLI_ADVERT_DELAY_MS: u64 = 1_500;
 /// Admin entries at most in a GET_ACCESS_LIST answer (7 bytes each; fits any return path).
@@ -288,7 +289,7 @@ impl Room {
             .last_advert_ms
             .is_none_or(|t| now.saturating_sub(t) >= DISCOVERY_ADVERT_GAP_MS)
         {
-            self.send_advert(ctx, RouteType::Direct, delay + 100);
+            self.send_advert(ctx, RouteType::Direct, delay + 100, false);
         }
     }
 
@@ -788,7 +789,7 @@ impl Room {
                 } else {
                     RouteType::Direct
                 };
-                self.send_advert(ctx, route, CLI_ADVERT_DELAY_MS);
+                self.send_advert(ctx, route, CLI_ADVERT_DELAY_MS, false);
             }
             None => {}
         }
@@ -1026,20 +1027,24 @@ impl Room {
         } else {
             return;
         };
-        self.send_advert(ctx, route, 0);
+        self.send_advert(ctx, route, 0, true);
     }
 
-    /// Sends the room's advert (with its location, flag 0x10, when one is set) and schedules the
-    /// next zero-hop one: a flood advert also reaches the neighbours, so it stands in for it.
-    fn send_advert(&mut self, ctx: &mut Ctx, route: RouteType, delay_ms: u64) {
+    /// Sends the room's advert (with its location, flag 0x10, when one is set). A scheduled one
+    /// (`scheduled`) also sets the next zero-hop time — a flood advert reaches the neighbours
+    /// too, so it stands in for one; an extra advert (after a discovery request, or asked for by
+    /// an admin) leaves the schedule alone.
+    fn send_advert(&mut self, ctx: &mut Ctx, route: RouteType, delay_ms: u64, scheduled: bool) {
         let now = ctx.now.mono_ms;
-        self.zero_hop_adverts = self.zero_hop_adverts.saturating_add(1);
-        let interval = self.zero_hop_interval(ctx.config);
-        self.next_zero_hop_ms = if interval > 0 {
-            now + delay_ms + interval
-        } else {
-            u64::MAX
-        };
+        if scheduled {
+            self.zero_hop_adverts = self.zero_hop_adverts.saturating_add(1);
+            let interval = self.zero_hop_interval(ctx.config);
+            self.next_zero_hop_ms = if interval > 0 {
+                now + delay_ms + interval
+            } else {
+                u64::MAX
+            };
+        }
         self.last_advert_ms = Some(now + delay_ms);
         let ts = self.next_clock(ctx);
         let location = self.location.or(ctx.config.location);
