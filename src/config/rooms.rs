@@ -142,3 +142,42 @@ impl fmt::Display for Psk {
         f.write_str(if self.0.is_empty() { "" } else { "<redacted>" })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_password_and_location_are_checked() {
+        let room = |psk: &str, admin: &str, lat: Option<f64>, lon: Option<f64>| RoomConfig {
+            name: "R".into(),
+            psk: Psk::new(psk),
+            admin_password: Psk::new(admin),
+            latitude: lat,
+            longitude: lon,
+            ..RoomConfig::default()
+        };
+        assert!(room("club", "boss", Some(47.3), Some(8.5))
+            .access_problems()
+            .is_empty());
+        let keys = |r: RoomConfig| {
+            r.access_problems()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(room("club", "club", None, None)), ["admin_password"]);
+        // Only the first 15 bytes of a PSK travel: an admin password equal to them clashes.
+        assert_eq!(
+            keys(room("0123456789abcdefXYZ", "0123456789abcde", None, None)),
+            ["admin_password"]
+        );
+        assert_eq!(
+            keys(room("", "sixteen-bytes-xx", None, None)),
+            ["admin_password"]
+        );
+        assert_eq!(keys(room("", "", Some(91.0), Some(0.0))), ["latitude"]);
+        assert_eq!(keys(room("", "", Some(1.0), None)), ["longitude"]);
+        assert!(!format!("{:?}", room("", "boss", None, None)).contains("boss"));
+    }
+}
