@@ -152,6 +152,7 @@ impl StatusSource for MeshcoreStatus {
                     "clients": engine.client_count(r),
                     "participants": engine.participants(r).len(),
                     "history": engine.history_len(r),
+                    "acl": engine.acl(r).len(),
                     "counters": engine.room_counters(r),
                 }),
             );

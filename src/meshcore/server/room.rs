@@ -747,7 +747,21 @@ impl Room {
             };
             admin::run(&line, &view)
         };
-        tracing::info!(room = %self.name, admin = %hex::encode(&self.clients[idx].key.0[..4]), command = %line.trim_end(), "admin command");
+        // Only the command's name is logged: arguments may be secrets (`password …`).
+        let name: String = {
+            let line = line.trim_start();
+            let line = line
+                .get(3..)
+                .filter(|_| line.as_bytes().get(2) == Some(&b'|'))
+                .unwrap_or(line);
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some(w @ ("get" | "set")) => format!("{w} {}", words.next().unwrap_or("")),
+                Some(w) => w.to_string(),
+                None => String::new(),
+            }
+        };
+        tracing::info!(room = %self.name, admin = %hex::encode(&self.clients[idx].key.0[..4]), command = %name, "admin command");
         if !outcome.reply.is_empty() {
             let mut ts = ctx.now.unix;
             if ts == msg.timestamp {
