@@ -63,7 +63,7 @@ async fn start_server(
         max_history: 1_000_000,
         group: None,
         port: None,
-        channel: None,
+        ..RoomConfig::default()
     }];
     config.peers = peers;
     config.federation.window = env_usize("RELAY_WINDOW", usize::from(config.federation.window))

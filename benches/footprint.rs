@@ -162,8 +162,7 @@ fn rooms(n: usize, max_history: u32) -> Vec<RoomConfig> {
             description: String::new(),
             max_history,
             group: None,
-            port: None,
-            channel: None,
+            ..RoomConfig::default()
         })
         .collect()
 }

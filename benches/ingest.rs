@@ -23,7 +23,7 @@ fn main() {
             max_history: 1000,
             group: None,
             port: None,
-            channel: None,
+            ..RoomConfig::default()
         })
         .collect();
     let dir = tempfile::tempdir().expect("temp dir");

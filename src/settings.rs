@@ -108,10 +108,12 @@ pub fn resolve(config: Config) -> Result<Settings, Vec<(String, String)>> {
     if !problems.is_empty() {
         return Err(problems);
     }
+    let mut meshcore = engine_config(&config.meshcore);
+    meshcore.radio = radio.as_ref().map(radio_info);
     Ok(Settings {
         meshcore: EngineConfig {
             channels: channel_setups(&config),
-            ..engine_config(&config.meshcore)
+            ..meshcore
         },
         radio,
         tun_rooms,
@@ -248,6 +250,19 @@ fn ms(s: f64) -> u64 {
     }
 }
 
+/// The radio's settings as the admin CLI's `get radio` shows them (the firmware's
+/// `freq,bw,sf,cr`).
+fn radio_info(r: &RadioSettings) -> crate::meshcore::server::engine::RadioInfo {
+    let lora = &r.settings.lora;
+    crate::meshcore::server::engine::RadioInfo {
+        frequency_mhz: format!("{}", lora.frequency_hz as f64 / 1e6),
+        bandwidth_khz: format!("{:.1}", lora.bandwidth.khz()),
+        spreading_factor: lora.spreading_factor,
+        coding_rate: lora.coding_rate.denominator(),
+        power_dbm: lora.power_dbm,
+    }
+}
+
 /// The MeshCore engine's timers and limits from the `meshcore:` section.
 pub fn engine_config(c: &config::MeshcoreConfig) -> EngineConfig {
     let location = match (c.latitude, c.longitude) {
@@ -260,6 +275,8 @@ pub fn engine_config(c: &config::MeshcoreConfig) -> EngineConfig {
     EngineConfig {
         first_advert_delay_ms: ms(c.first_advert_delay_s),
         advert_interval_ms: ms(c.advert_interval_s),
+        early_advert_interval_ms: ms(c.early_advert_interval_s),
+        early_adverts: c.early_adverts,
         flood_advert_interval_ms: ms(c.flood_advert_interval_s),
         location,
         silence_timeout_ms: ms(c.silence_timeout_s),
@@ -271,6 +288,7 @@ pub fn engine_config(c: &config::MeshcoreConfig) -> EngineConfig {
         push_max_failures: c.push_max_failures,
         reply_delay_ms: ms(c.reply_delay_s),
         login_max_failures: c.login_max_failures,
+        login_block_first_ms: ms(c.login_block_first_s),
         login_block_ms: ms(c.login_block_s),
         max_clients: c.max_clients.max(1),
         ..EngineConfig::default()

@@ -191,6 +191,7 @@ impl StatusBoard {
                     },
                     "last_post_at": tally.last_post_at,
                     "posts_per_hour": hub.tallies().hourly(&room.name),
+                    // Who is in the room now, with each radio client's role.
                     "participants": hub.participants().list(&room.name),
                 })
             })

@@ -25,10 +25,11 @@ use crate::radio::{RadioHandle, SimParams, TxPriority};
 
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
-    /// Listen for room adverts and list the rooms heard (and remembered).
+    /// Ask the rooms in range to answer (a discovery request), listen for their answers and
+    /// adverts, and list the rooms heard (and remembered). Exit status 1 when none was heard.
     Rooms {
         /// Seconds to listen.
-        #[arg(long, default_value_t = 15.0)]
+        #[arg(long, default_value_t = 10.0)]
         listen: f64,
     },
     /// Log in to a room (waits for the room's advert if it was never heard).
@@ -45,14 +46,32 @@ pub enum ClientCommand {
         #[arg(long, default_value_t = 20.0)]
         timeout: f64,
     },
-    /// Post a message to a room and wait for its ACK (exit status 1 without one).
+    /// Log in to a room (with --password; a public room takes any), post a message and wait for
+    /// its ACK (exit status 1 without one).
     Post {
         #[arg(long)]
         room: String,
+        /// The room's password (its PSK; empty re-uses an earlier login or enters a public room).
+        #[arg(long, default_value = "")]
+        password: String,
         /// Seconds to wait (the post is retried meanwhile).
         #[arg(long, default_value_t = 45.0)]
         timeout: f64,
         text: String,
+    },
+    /// Log in to a room with its admin password and run one admin command over the air
+    /// (`ver`, `clock`, `get acl`, `setperm KEY ROLE`, `room.post TEXT`, …); prints the reply.
+    Cli {
+        #[arg(long)]
+        room: String,
+        /// The room's admin password (empty re-uses an earlier admin login).
+        #[arg(long, default_value = "")]
+        password: String,
+        /// Seconds to wait for the reply.
+        #[arg(long, default_value_t = 20.0)]
+        timeout: f64,
+        /// The command line.
+        command: String,
     },
     /// Log in to rooms and print every pushed post, ACKing it.
     Listen {
@@ -215,6 +234,7 @@ struct Session {
     rx: broadcast::Receiver<std::sync::Arc<crate::radio::RxFrame>>,
     start: Instant,
     events: Vec<CompanionEvent>,
+    advertised: bool,
 }
 
 fn say(line: &str) {
@@ -253,17 +273,15 @@ impl Session {
             .await
             .context("cannot join the simulated air")?;
         let rx = radio.subscribe();
-        let mut s = Session {
+        let s = Session {
             opts,
             companion,
             radio,
             rx,
             start: Instant::now(),
             events: Vec::new(),
+            advertised: false,
         };
-        // Let rooms learn our name.
-        let outs = s.companion.advert(s.now());
-        s.apply(outs);
         Ok(s)
     }
 
@@ -384,6 +402,18 @@ impl Session {
                 self.room_name(room),
                 crate::textsafe::escape(text)
             )),
+            CompanionEvent::Discovered {
+                key, snr_x4, ours, ..
+            } => say(&format!(
+                "discovery answer from {}{}",
+                hex::encode(&key[..key.len().min(8)]),
+                if *ours {
+                    format!(" (heard us at SNR {:.2} dB)", f32::from(*snr_x4) / 4.0)
+                } else {
+                    " (to another node's request)".to_string()
+                }
+            )),
+            CompanionEvent::CliReply { text, .. } => say(&crate::textsafe::escape(text)),
             CompanionEvent::Response { .. } => {}
         }
     }
@@ -417,16 +447,26 @@ impl Session {
         }
         say(&format!("waiting for an advert of room {name}"));
         let target = name.to_string();
-        let found = self
-            .run_until(
-                Instant::now() + wait,
-                |e, _| matches!(e, CompanionEvent::RoomDiscovered { name, .. } if *name == target),
-            )
-            .await;
-        match (found, self.companion.room_by_name(name)) {
-            (true, Some(r)) => Ok(r.key),
-            _ => bail!("no advert of room {name} heard in {} s", wait.as_secs()),
+        let end = Instant::now() + wait;
+        while Instant::now() < end {
+            // Rooms answer a discovery request at once and advert right after.
+            let (_, outs) = self.companion.discover();
+            self.apply(outs);
+            let until = end.min(Instant::now() + DISCOVER_AGAIN * 4);
+            let found = self
+                .run_until(
+                    until,
+                    |e, _| matches!(e, CompanionEvent::RoomDiscovered { name, .. } if *name == target),
+                )
+                .await;
+            if let (true, Some(r)) = (found, self.companion.room_by_name(name)) {
+                return Ok(r.key);
+            }
         }
+        bail!(
+            "no advert of room {name} heard in {} s (is the gateway running on this air?)",
+            wait.as_secs()
+        )
     }
 
     /// Logs in, asking again every few seconds (a frame can be lost on a busy or half-duplex
@@ -440,6 +480,12 @@ impl Session {
     ) -> bool {
         let deadline = Instant::now() + timeout;
         let key = *room;
+        // Let the room learn our name (an advert is long on the air: only when we log in).
+        if !self.advertised {
+            self.advertised = true;
+            let outs = self.companion.advert(self.now());
+            self.apply(outs);
+        }
         while Instant::now() < deadline {
             let Ok(outs) = self.companion.login(self.now(), room, password, sync_since) else {
                 return false;
@@ -464,6 +510,9 @@ impl Session {
     }
 }
 
+/// How long to wait for answers before asking again (`rooms`, and ×4 while waiting for a room).
+const DISCOVER_AGAIN: Duration = Duration::from_millis(1_500);
+
 /// How often `listen` sends each room a keep-alive.
 const KEEP_ALIVE_EVERY: Duration = Duration::from_secs(15);
 
@@ -484,8 +533,38 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
     match command {
         ClientCommand::Channel(c) => channel_command(&mut s, c).await,
         ClientCommand::Rooms { listen } => {
-            s.run_until(Instant::now() + secs(listen), |_, _| false)
+            // Ask at once (rooms answer within a second and advert right after), and again
+            // every 1–2 s (random, so two clients started together do not keep colliding)
+            // until something answers, in case the gateway is still starting or a frame was
+            // lost.
+            let end = Instant::now() + secs(listen);
+            let mut heard: Vec<Vec<u8>> = Vec::new();
+            let mut asked = Instant::now() - Duration::from_secs(60);
+            while Instant::now() < end {
+                // Ask again while nothing answered, or (less often: the room adverts at most
+                // every 5 s) while a room that answered has not been heard by name.
+                let unnamed = heard
+                    .iter()
+                    .any(|h| !s.companion.rooms().any(|r| r.key.0.starts_with(h)));
+                let pause = if heard.is_empty() { 1.0 } else { 3.0 };
+                if (heard.is_empty() || unnamed) && asked.elapsed() >= DISCOVER_AGAIN.mul_f64(pause)
+                {
+                    let (_, outs) = s.companion.discover();
+                    s.apply(outs);
+                    asked = Instant::now();
+                }
+                let again = DISCOVER_AGAIN.mul_f64(0.7 + rand::random::<f64>() * 0.6);
+                let until = end.min(Instant::now() + again);
+                s.run_until(until, |e, _| {
+                    match e {
+                        CompanionEvent::Discovered { key, .. } => heard.push(key.clone()),
+                        CompanionEvent::RoomDiscovered { room, .. } => heard.push(room.0.to_vec()),
+                        _ => {}
+                    }
+                    false
+                })
                 .await;
+            }
             let mut rooms: Vec<_> = s
                 .companion
                 .rooms()
@@ -493,8 +572,27 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
                 .collect();
             rooms.sort();
             say(&format!("{} rooms known:", rooms.len()));
-            for (name, key) in rooms {
-                say(&format!("  {name:<24} {}", key.to_hex()));
+            for (name, key) in &rooms {
+                let now = if heard.iter().any(|h| key.0.starts_with(h)) {
+                    ""
+                } else {
+                    "  (remembered; not heard now)"
+                };
+                say(&format!("  {name:<24} {}{now}", key.to_hex()));
+            }
+            for h in &heard {
+                if !rooms.iter().any(|(_, k)| k.0.starts_with(h)) {
+                    say(&format!(
+                        "  (name not heard yet)      {}  answered the discovery request; its advert should follow",
+                        hex::encode(h)
+                    ));
+                }
+            }
+            if heard.is_empty() {
+                bail!(
+                    "no room answered the discovery request or adverted in {listen} s; is the gateway running, on this air ({}) and these radio settings?",
+                    s.opts.air.display()
+                );
             }
             Ok(())
         }
@@ -513,10 +611,19 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
         }
         ClientCommand::Post {
             room,
+            password,
             timeout,
             text,
         } => {
             let key = s.find_room(&room, secs(timeout)).await?;
+            // A room takes posts only from a logged-in client: log in first (a blank password
+            // re-uses the room's record of us, and any password enters a public room).
+            say(&format!("logging in to {room} first"));
+            if !s.login(&key, &password, None, secs(20.0)).await {
+                bail!(
+                    "login to {room} failed: no reply (a private room needs its PSK as --password)"
+                );
+            }
             let (ts, outs) = s.companion.post(s.now(), &key, &text)?;
             s.apply(outs);
             let mut acked = false;
@@ -533,6 +640,31 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
                 Ok(())
             } else {
                 bail!("post to {room} was not acknowledged")
+            }
+        }
+        ClientCommand::Cli {
+            room,
+            password,
+            timeout,
+            command,
+        } => {
+            let key = s.find_room(&room, secs(timeout)).await?;
+            if !s.login(&key, &password, None, secs(timeout)).await {
+                bail!("login to {room} failed: no reply");
+            }
+            // Only an admin login is answered (the login reply's permissions say so).
+            let (_, outs) = s.companion.command(s.now(), &key, &command)?;
+            s.apply(outs);
+            let replied = s
+                .run_until(
+                    Instant::now() + secs(timeout),
+                    |e, _| matches!(e, CompanionEvent::CliReply { room, .. } if *room == key),
+                )
+                .await;
+            if replied {
+                Ok(())
+            } else {
+                bail!("no reply from {room} (only an admin login gets answers: --password must be the room's admin_password)")
             }
         }
         ClientCommand::Listen {

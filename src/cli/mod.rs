@@ -1,9 +1,10 @@
 //! The `meshroom-gw` command line: the clap definition and the dispatch. One file per
 //! subcommand family: `config` (check-config, configfile), `status`, `post`, `http` (the small
-//! HTTP client both use), `tail`, `client` (the software MeshCore companion), `radio` and `probe`
+//! HTTP client both use), `acl`, `tail`, `client` (the software MeshCore companion), `radio` and `probe`
 //! (radio presets and probe), `generate` (man pages, completions). `main.rs` only parses and
 //! dispatches.
 
+pub mod acl;
 pub mod client;
 pub mod config;
 pub mod generate;
@@ -103,6 +104,19 @@ pub enum Command {
         #[command(subcommand)]
         action: client::ClientCommand,
     },
+    /// List or edit a room's MeshCore access list (roles of radio keys) in the running gateway.
+    Acl {
+        /// Room name.
+        room: String,
+        /// Base URL of the gateway's HTTP side [default: from the configuration's http.listen]
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Seconds to wait for the gateway (to connect, then for its answer).
+        #[arg(long, value_name = "SECONDS", default_value_t = http::DEFAULT_TIMEOUT_S, env = "MESHROOM_TIMEOUT")]
+        timeout: f64,
+        #[command(subcommand)]
+        action: Option<acl::AclCommand>,
+    },
     /// Radio tools: bring-up diagnostics, presets.
     Radio {
         #[command(subcommand)]
@@ -191,6 +205,12 @@ pub fn dispatch(cli: Cli) -> i32 {
                         state,
                         action,
                     } => report(client::client(air, name, state, action, config_path).await),
+                    Command::Acl {
+                        room,
+                        url,
+                        timeout,
+                        action,
+                    } => report(acl::acl(room, action, url, config_path, timeout).await),
                     Command::CheckConfig
                     | Command::Configfile
                     | Command::Radio { .. }

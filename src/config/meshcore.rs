@@ -10,6 +10,9 @@ use serde::{Deserialize, Serialize};
 pub struct MeshcoreConfig {
     /// Seconds between zero-hop adverts of each room (0 = only the one at start).
     pub advert_interval_s: f64,
+    /// Zero-hop advert period for the first `early_adverts` adverts after start (0 = off).
+    pub early_advert_interval_s: f64,
+    pub early_adverts: u32,
     /// Seconds between flood adverts of each room (0 = never).
     pub flood_advert_interval_s: f64,
     /// Seconds after start before the first zero-hop advert.
@@ -32,8 +35,10 @@ pub struct MeshcoreConfig {
     pub push_max_failures: u32,
     /// Delay before a login reply or a request's response.
     pub reply_delay_s: f64,
-    /// Wrong passwords in a row from one key before that key is ignored for `login_block_s`.
+    /// Distinct wrong passwords in a row from one key before that key is ignored: first for
+    /// `login_block_first_s`, each further time twice as long, at most `login_block_s`.
     pub login_max_failures: u32,
+    pub login_block_first_s: f64,
     pub login_block_s: f64,
     /// Clients remembered per room; the one heard least recently is dropped when full.
     pub max_clients: usize,
@@ -43,6 +48,8 @@ impl Default for MeshcoreConfig {
     fn default() -> Self {
         MeshcoreConfig {
             advert_interval_s: 600.0,
+            early_advert_interval_s: 120.0,
+            early_adverts: 5,
             flood_advert_interval_s: 43_200.0,
             first_advert_delay_s: 2.0,
             latitude: None,
@@ -56,6 +63,7 @@ impl Default for MeshcoreConfig {
             push_max_failures: 3,
             reply_delay_s: 0.3,
             login_max_failures: 5,
+            login_block_first_s: 30.0,
             login_block_s: 300.0,
             max_clients: 100,
         }

@@ -75,7 +75,7 @@ impl Config {
                 max_history: 1000,
                 group: None,
                 port: None,
-                channel: None,
+                ..RoomConfig::default()
             }],
             peers: Vec::new(),
             radio: RadioConfig::default(),
@@ -445,6 +445,9 @@ fn validate(config: &Config, report: &mut Report<'_>) {
             report.error(key("port"), "port 0 is not a usable UDP port");
         }
         check_channel(config, i, report);
+        for (k, message) in room.access_problems() {
+            report.error(key(k), message);
+        }
     }
     for (i, peer) in config.peers.iter().enumerate() {
         let key = |k: &str| format!("peers[{i}].{k}");

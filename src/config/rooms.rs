@@ -32,6 +32,37 @@ pub struct RoomConfig {
     /// The MeshCore group channel this room keeps (and, in bridge mode, speaks on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub channel: Option<ChannelSpec>,
+    /// MeshCore admin password (at most 15 bytes, not the PSK): a radio login with it is the
+    /// room's admin (over-the-air CLI, ACL). Empty: no admin login. Never shown.
+    #[serde(default, skip_serializing_if = "Psk::is_empty")]
+    pub admin_password: Psk,
+    /// Anyone may read: a wrong or empty password (private room), or any password (public
+    /// room), logs in as a read-only guest; only the PSK (private) or an ACL role gives posting.
+    #[serde(default)]
+    pub allow_read_only: bool,
+    /// Location this room adverts (degrees); overrides `meshcore.latitude`/`longitude`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latitude: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub longitude: Option<f64>,
+}
+
+impl Default for RoomConfig {
+    fn default() -> Self {
+        RoomConfig {
+            name: String::new(),
+            psk: Psk::default(),
+            description: String::new(),
+            max_history: default_max_history(),
+            group: None,
+            port: None,
+            channel: None,
+            admin_password: Psk::default(),
+            allow_read_only: false,
+            latitude: None,
+            longitude: None,
+        }
+    }
 }
 
 fn default_max_history() -> u32 {
@@ -41,6 +72,43 @@ fn default_max_history() -> u32 {
 impl RoomConfig {
     pub fn is_private(&self) -> bool {
         !self.psk.is_empty()
+    }
+
+    /// Problems of the MeshCore access and location keys, as (key under `rooms[i].`, message).
+    pub fn access_problems(&self) -> Vec<(&'static str, String)> {
+        let mut out = Vec::new();
+        let admin = self.admin_password.expose();
+        if admin.len() > MESHCORE_PASSWORD_BYTES {
+            out.push((
+                "admin_password",
+                format!(
+                    "is {} bytes; a MeshCore login carries at most {MESHCORE_PASSWORD_BYTES}",
+                    admin.len()
+                ),
+            ));
+        } else if !admin.is_empty() {
+            let psk = self.psk.expose().as_bytes();
+            if admin.as_bytes() == &psk[..psk.len().min(MESHCORE_PASSWORD_BYTES)] {
+                out.push((
+                    "admin_password",
+                    "must differ from the room's psk (as the radio compares them)".to_string(),
+                ));
+            }
+        }
+        match (self.latitude, self.longitude) {
+            (Some(lat), Some(lon)) => {
+                if !(-90.0..=90.0).contains(&lat) {
+                    out.push(("latitude", format!("{lat} is not between -90 and 90")));
+                }
+                if !(-180.0..=180.0).contains(&lon) {
+                    out.push(("longitude", format!("{lon} is not between -180 and 180")));
+                }
+            }
+            (Some(_), None) => out.push(("longitude", "is needed with latitude".to_string())),
+            (None, Some(_)) => out.push(("latitude", "is needed with longitude".to_string())),
+            (None, None) => {}
+        }
+        out
     }
 }
 
@@ -343,5 +411,44 @@ mod channel_tests {
         let t = ChannelSpec::Name("#test".into()).resolve().unwrap();
         assert_eq!(hex::encode(t.secret), "9cd8fcf22a47333b591d96a2b848b73f");
         assert!(ChannelSpec::Name("ops".into()).resolve().is_err());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn admin_password_and_location_are_checked() {
+        let room = |psk: &str, admin: &str, lat: Option<f64>, lon: Option<f64>| RoomConfig {
+            name: "R".into(),
+            psk: Psk::new(psk),
+            admin_password: Psk::new(admin),
+            latitude: lat,
+            longitude: lon,
+            ..RoomConfig::default()
+        };
+        assert!(room("club", "boss", Some(47.3), Some(8.5))
+            .access_problems()
+            .is_empty());
+        let keys = |r: RoomConfig| {
+            r.access_problems()
+                .into_iter()
+                .map(|(k, _)| k)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(keys(room("club", "club", None, None)), ["admin_password"]);
+        // Only the first 15 bytes of a PSK travel: an admin password equal to them clashes.
+        assert_eq!(
+            keys(room("0123456789abcdefXYZ", "0123456789abcde", None, None)),
+            ["admin_password"]
+        );
+        assert_eq!(
+            keys(room("", "sixteen-bytes-xx", None, None)),
+            ["admin_password"]
+        );
+        assert_eq!(keys(room("", "", Some(91.0), Some(0.0))), ["latitude"]);
+        assert_eq!(keys(room("", "", Some(1.0), None)), ["longitude"]);
+        assert!(!format!("{:?}", room("", "boss", None, None)).contains("boss"));
     }
 }

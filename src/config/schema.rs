@@ -178,6 +178,10 @@ pub const ROOM: &[Key] = &[
     key("max_history", Kind::Int(1, 1_000_000), "1000", "Posts the room keeps and replays to clients that were away."),
     unset("group", Kind::Ipv4, "derived from the name inside tun.range", "The room's multicast group on the TUN device."),
     unset("port", PORT, "tun.port", "UDP port of the room's multicast group."),
+    key("admin_password", Kind::Secret, "\"\"", "MeshCore admin login (at most 15 bytes, not the PSK; never shown). Empty: no admin login."),
+    key("allow_read_only", Kind::Bool, "false", "Anyone may read: a wrong or empty password (private room) or any password (public room) logs in as a read-only guest; posting needs the PSK or an ACL role."),
+    unset("latitude", Kind::Num(-90.0, 90.0), "meshcore.latitude", "The room's location in its adverts (degrees)."),
+    unset("longitude", Kind::Num(-180.0, 180.0), "meshcore.longitude", "The room's location in its adverts (degrees)."),
     unset("channel", Kind::WordOrSection(CHANNEL), "none", "The MeshCore group channel the room keeps: `public`, `\"#name\"`, or name/key/mode/max_per_minute/hop_limit."),
 ];
 
@@ -508,6 +512,18 @@ pub const MESHCORE: &[Key] = &[
         "Seconds between flood adverts (0: never).",
     ),
     key(
+        "early_advert_interval_s",
+        SECONDS,
+        "120",
+        "Zero-hop advert period for the first early_adverts adverts after start, so phones find a new gateway soon (0: off).",
+    ),
+    key(
+        "early_adverts",
+        Kind::Int(0, 1000),
+        "5",
+        "How many adverts after start use early_advert_interval_s.",
+    ),
+    key(
         "first_advert_delay_s",
         SECONDS,
         "2",
@@ -580,10 +596,16 @@ pub const MESHCORE: &[Key] = &[
         "Wrong passwords in a row from one key before it is ignored for login_block_s.",
     ),
     key(
+        "login_block_first_s",
+        SECONDS,
+        "30",
+        "How long such a key is first ignored; each further block lasts twice as long, up to login_block_s.",
+    ),
+    key(
         "login_block_s",
         SECONDS,
         "300",
-        "How long such a key is ignored.",
+        "The longest a key is ignored after wrong passwords.",
     ),
     key(
         "max_clients",

@@ -8,6 +8,7 @@
 pub mod serve;
 
 pub use serve::{serve, Edge, EdgeSource};
+pub mod acl;
 
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -264,6 +265,8 @@ pub fn routes(
         .or(dashboard::routes(state.clone()))
         .unify()
         .or(events::route(state.clone()))
+        .unify()
+        .or(acl::routes(state.clone()))
         .unify()
         .or(wrong_method)
         .unify();

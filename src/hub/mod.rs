@@ -5,6 +5,7 @@
 //! The hub owns the room list, the per-room tallies shown in `/status`, the participants, and
 //! the handles to the store. Sides hold a cheap clone.
 
+pub mod acl;
 pub mod participants;
 pub mod state;
 pub mod tally;
@@ -16,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{broadcast, oneshot, watch};
 
 pub use crate::post::{Author, AuthorKind, NewPost, Post, PostId, Via};
+pub use acl::{AclChange, Acls};
 pub use participants::{Counts, Participant, Participants, RemotePresence};
 pub use state::StateStore;
 pub use tally::{RoomTally, Tallies};
@@ -39,6 +41,12 @@ pub struct RoomInfo {
     pub description: String,
     pub psk: Option<Psk>,
     pub max_history: u32,
+    /// MeshCore admin password (`None`: no admin login).
+    pub admin_password: Option<Psk>,
+    /// Wrong/empty passwords (private) or everyone not on the ACL (public) read as guests.
+    pub allow_read_only: bool,
+    /// The room's own advertised location (degrees), if set.
+    pub location: Option<(f64, f64)>,
 }
 
 impl RoomInfo {
@@ -54,6 +62,9 @@ impl From<&RoomConfig> for RoomInfo {
             description: r.description.clone(),
             psk: (!r.psk.is_empty()).then(|| r.psk.clone()),
             max_history: r.max_history,
+            admin_password: (!r.admin_password.is_empty()).then(|| r.admin_password.clone()),
+            allow_read_only: r.allow_read_only,
+            location: r.latitude.zip(r.longitude),
         }
     }
 }
@@ -104,6 +115,7 @@ struct Inner {
     participants: Participants,
     tallies: Arc<Tallies>,
     clock: WallClock,
+    acl_changes: broadcast::Sender<AclChange>,
 }
 
 impl Hub {
@@ -149,6 +161,7 @@ impl Hub {
                 participants: Participants::default(),
                 tallies,
                 clock,
+                acl_changes: broadcast::channel(256).0,
             }),
         })
     }
@@ -294,6 +307,11 @@ impl Hub {
 
     pub fn state(&self) -> StateStore {
         StateStore::new(self.inner.writer.clone(), self.inner.reader.clone())
+    }
+
+    /// The rooms' access lists (durable, with change notices).
+    pub fn acls(&self) -> Acls {
+        Acls::new(self.state(), self.inner.acl_changes.clone())
     }
 
     /// Waits until everything submitted so far is committed.

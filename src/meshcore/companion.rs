@@ -14,6 +14,7 @@ use thiserror::Error;
 use super::server::dedup::Dedup;
 use super::server::engine::Now;
 use super::wire::advert::{Advert, AppData, NodeType};
+use super::wire::control::{DiscoverReq, DiscoverResp};
 use super::wire::crypto::SharedSecret;
 use super::wire::identity::{LocalIdentity, PublicKey};
 use super::wire::message::{
@@ -21,7 +22,7 @@ use super::wire::message::{
     MAX_POST_TEXT,
 };
 use super::wire::packet::{Frame, PacketRepr, Path, PayloadType, RouteType};
-use super::wire::payload::{Ack, AnonReq, Datagram, Payload};
+use super::wire::payload::{Ack, AnonReq, Control, Datagram, Payload};
 
 /// A room this companion knows.
 #[derive(Clone, Debug)]
@@ -77,6 +78,19 @@ pub enum CompanionEvent {
     },
     /// A plain message from the room (e.g. why a post was refused).
     Notice {
+        room: PublicKey,
+        text: String,
+    },
+    /// A room server answered a discovery request (its key, or only a prefix of it, and the
+    /// SNR at which it heard the request); `ours`: the request was ours.
+    Discovered {
+        key: Vec<u8>,
+        snr_x4: i8,
+        tag: u32,
+        ours: bool,
+    },
+    /// The reply to an admin CLI command (TXT_MSG CLI_DATA), prefix included.
+    CliReply {
         room: PublicKey,
         text: String,
     },
@@ -137,6 +151,8 @@ pub struct Companion {
     pending_logins: HashMap<PublicKey, u64>,
     dedup: Dedup,
     rng: StdRng,
+    /// Tags of our discovery requests still being answered.
+    discover_tags: Vec<u32>,
 }
 
 impl Companion {
@@ -156,6 +172,7 @@ impl Companion {
             pending_logins: HashMap::new(),
             dedup: Dedup::new(256),
             rng: StdRng::seed_from_u64(seed),
+            discover_tags: Vec::new(),
         }
     }
 
@@ -308,6 +325,70 @@ impl Companion {
         Ok((ts, out))
     }
 
+    /// Sends a zero-hop DISCOVER_REQ for room servers (as a phone app does through its
+    /// companion radio's CMD_SEND_CONTROL_DATA); answers arrive as
+    /// [`CompanionEvent::Discovered`]. Returns the request's tag.
+    pub fn discover(&mut self) -> (u32, Vec<Output>) {
+        let tag: u32 = self.rng.gen();
+        let req = DiscoverReq::new(&[NodeType::RoomServer], tag).to_vec();
+        if self.discover_tags.len() >= 8 {
+            self.discover_tags.remove(0);
+        }
+        self.discover_tags.push(tag);
+        let mut out = Vec::new();
+        let payload = Payload::Control(Control {
+            flags: req[0],
+            data: req[1..].to_vec(),
+        });
+        self.send(
+            PacketRepr::new(
+                RouteType::Direct,
+                PayloadType::Control,
+                Path::empty(),
+                payload.to_vec(),
+            ),
+            &mut out,
+        );
+        (tag, out)
+    }
+
+    /// Sends an admin CLI command (TXT_MSG of type CLI_DATA) to a room; the reply arrives as
+    /// [`CompanionEvent::CliReply`]. No ACK comes for a command; returns its timestamp.
+    pub fn command(
+        &mut self,
+        now: Now,
+        room: &PublicKey,
+        line: &str,
+    ) -> Result<(u32, Vec<Output>), CompanionError> {
+        let ts = self.next_ts(now);
+        let r = self.rooms.get(room).ok_or(CompanionError::UnknownRoom)?;
+        let msg = TextMessage {
+            timestamp: ts,
+            txt_type: TxtType::CliData,
+            attempt: 0,
+            author_prefix: None,
+            text: line.as_bytes().to_vec(),
+        };
+        let d = Datagram::seal(
+            room.hash_byte(),
+            self.identity.public().hash_byte(),
+            &r.secret,
+            &msg.to_vec(),
+        );
+        let (route, path) = Self::route_to(r);
+        let mut out = Vec::new();
+        self.send(
+            PacketRepr::new(
+                route,
+                PayloadType::TxtMsg,
+                path,
+                Payload::TxtMsg(d).to_vec(),
+            ),
+            &mut out,
+        );
+        Ok((ts, out))
+    }
+
     /// Posts text to a room (logged in or not: the room decides).
     pub fn post(
         &mut self,
@@ -437,6 +518,19 @@ impl Companion {
         }
         match payload {
             Payload::Advert(a) => self.on_advert(&a, &mut out),
+            Payload::Control(_) if repr.path.is_empty() && !repr.route.is_flood() => {
+                if let Some(resp) = DiscoverResp::parse(&repr.payload) {
+                    // Answers to other nodes' requests are news too: the room is in range.
+                    if resp.node_type == NodeType::RoomServer {
+                        out.push(Output::Event(CompanionEvent::Discovered {
+                            ours: self.discover_tags.contains(&resp.tag),
+                            key: resp.key,
+                            snr_x4: resp.snr_x4,
+                            tag: resp.tag,
+                        }));
+                    }
+                }
+            }
             Payload::Ack(a) => self.on_ack(a.crc, &mut out),
             Payload::Path(d) | Payload::Response(d) | Payload::TxtMsg(d) => {
                 if d.dest_hash != self.identity.public().hash_byte() {
@@ -571,6 +665,14 @@ impl Companion {
                     text: msg.text_lossy(),
                 });
                 (msg.ack_value(&me), event)
+            }
+            TxtType::CliData => {
+                // CLI replies are not ACKed.
+                out.push(Output::Event(CompanionEvent::CliReply {
+                    room,
+                    text: msg.text_lossy(),
+                }));
+                return;
             }
             TxtType::Plain => (
                 msg.ack_value(&room),

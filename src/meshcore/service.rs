@@ -19,10 +19,10 @@ use tokio::sync::{broadcast, mpsc};
 use super::keystore;
 use super::server::channel::{ChannelPost, OutgoingPost};
 use super::server::engine::{
-    Action, Engine, EngineConfig, Now, PostTicket, Priority, RadioPost, RoomSetup,
+    Action, Engine, EngineConfig, Now, PostTicket, Priority, RadioPost, RoomAccess, RoomSetup,
 };
 use super::server::history::{PostAuthor, RoomPost, PUSH_WINDOW};
-use super::server::roster::ClientRecord;
+use super::server::roster::{ClientRecord, Role};
 use super::wire::identity::PublicKey;
 use crate::hub::participants::Participant;
 use crate::hub::{Author, AuthorKind, Hub, NewPost, Post, PostId, RoomInfo, Submitted, Via};
@@ -61,6 +61,39 @@ const IDLE_WAKE: Duration = Duration::from_secs(3600);
 /// Shortest pause between two timer runs, so a deadline the engine cannot act on yet never
 /// turns into a busy loop.
 const MIN_TIMER_GAP: Duration = Duration::from_millis(2);
+
+/// A room's access settings as the engine takes them (the ACL comes from the store).
+fn room_access(room: &RoomInfo) -> RoomAccess {
+    RoomAccess {
+        admin_password: room
+            .admin_password
+            .as_ref()
+            .map(|p| p.expose().as_bytes().to_vec()),
+        allow_read_only: room.allow_read_only,
+        acl: Vec::new(),
+        location: room.location.and_then(|(lat, lon)| micro_degrees(lat, lon)),
+    }
+}
+
+/// Degrees as the advert carries them (× 1e6), when finite.
+pub fn micro_degrees(lat: f64, lon: f64) -> Option<(i32, i32)> {
+    (lat.is_finite() && lon.is_finite()).then(|| {
+        (
+            (lat.clamp(-90.0, 90.0) * 1e6).round() as i32,
+            (lon.clamp(-180.0, 180.0) * 1e6).round() as i32,
+        )
+    })
+}
+
+/// A room's ACL as the hub keeps it.
+fn load_acl(hub: &Hub, room: &str) -> Vec<(PublicKey, Role)> {
+    hub.acls()
+        .list(room)
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|(k, r)| Some((PublicKey::from_hex(&k)?, Role::parse(r)?)))
+        .collect()
+}
 /// Post → ACK latency samples kept for the percentiles in `/status`.
 const LATENCY_SAMPLES: usize = 1024;
 
@@ -133,6 +166,7 @@ impl StatusSource for MeshcoreStatus {
                     "clients": engine.client_count(r),
                     "participants": engine.participants(r).len(),
                     "history": engine.history_len(r),
+                    "acl": engine.acl(r).len(),
                     "counters": engine.room_counters(r),
                     "channel": engine.channel_status(r),
                 }),
@@ -410,7 +444,9 @@ pub async fn spawn(
             .iter()
             .map(|p| room_post(p, hub.server_name()))
             .collect();
-        tracing::info!(room = %room.name, public_key = %identity.public(), clients = clients.len(), "MeshCore room server");
+        let mut access = room_access(room);
+        access.acl = load_acl(&hub, &room.name);
+        tracing::info!(room = %room.name, public_key = %identity.public(), clients = clients.len(), acl = access.acl.len(), "MeshCore room server");
         setups.push(RoomSetup {
             name: room.name.clone(),
             identity,
@@ -419,6 +455,7 @@ pub async fn spawn(
             clock,
             clients,
             history,
+            access,
         });
     }
     let start = Instant::now();
@@ -544,6 +581,7 @@ impl Shell {
                     after_us,
                     limit,
                 } => self.fetch_history(room, after_us, limit),
+                Action::SaveAcl { room, key, role } => self.save_acl(room, key, role),
                 Action::Heard { room, key } => {
                     if let Some(name) = self.room_names.get(room) {
                         let now = self.hub.now();
@@ -558,6 +596,37 @@ impl Shell {
             // Tickets whose commit never came back: keep the map bounded.
             self.arrived.clear();
         }
+    }
+
+    /// Persists an ACL change an admin made over the air; the hub then announces it (and the
+    /// engine, which has it already, applies it again harmlessly).
+    fn save_acl(&self, room: usize, key: PublicKey, role: Option<Role>) {
+        let Some(name) = self.room_names.get(room).cloned() else {
+            return;
+        };
+        let acls = self.hub.acls();
+        tokio::spawn(async move {
+            let role = role.map(Role::as_str);
+            match acls.set(&name, &key.to_hex(), role).await {
+                Ok(()) => {
+                    tracing::info!(room = %name, key = %hex::encode(&key.0[..4]), role = role.unwrap_or("removed"), "ACL changed over the air")
+                }
+                Err(e) => tracing::warn!(room = %name, "cannot store an ACL change: {e}"),
+            }
+        });
+    }
+
+    /// An ACL change from the hub (`meshroom-gw acl`, or ours coming back).
+    fn follow_acl(&self, change: crate::hub::AclChange) {
+        let Some(room) = self.room_names.iter().position(|n| *n == change.room) else {
+            return;
+        };
+        let Some(key) = PublicKey::from_hex(&change.key) else {
+            return;
+        };
+        let role = change.role.and_then(Role::parse);
+        lock(&self.engine).set_acl(room, key, role);
+        self.publish_participants(room);
     }
 
     fn publish_participants(&self, room: usize) {
@@ -683,6 +752,7 @@ impl Shell {
                     room.psk.as_ref().map(|p| p.expose().as_bytes().to_vec()),
                 );
                 engine.set_room_max_history(i, room.max_history as usize);
+                engine.set_room_access(i, room_access(room));
             }
         }
     }
@@ -745,6 +815,7 @@ async fn run(
     // Event driven: after every event the engine says when its next timer is due, and the loop
     // sleeps until then or until the next frame, commit, post or reload.
     let mut last_timer = tokio::time::Instant::now();
+    let mut acl_changes = shell.hub.acls().subscribe();
     loop {
         let wake = {
             let next = lock(&shell.engine).next_deadline();
@@ -793,6 +864,19 @@ async fn run(
                     shell.refill().await;
                 }
                 Err(broadcast::error::RecvError::Closed) => break,
+            },
+            change = acl_changes.recv() => match change {
+                Ok(change) => shell.follow_acl(change),
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    // Missed notices: the store has the truth.
+                    let mut engine = lock(&shell.engine);
+                    for (i, name) in shell.room_names.iter().enumerate() {
+                        for (key, role) in load_acl(&shell.hub, name) {
+                            engine.set_acl(i, key, Some(role));
+                        }
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => {}
             },
             Ok(()) = rooms.changed() => {
                 let rooms = rooms.borrow_and_update().clone();

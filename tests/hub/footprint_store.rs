@@ -14,8 +14,7 @@ fn room(name: &str, max_history: u32) -> RoomConfig {
         description: String::new(),
         max_history,
         group: None,
-        port: None,
-        channel: None,
+        ..RoomConfig::default()
     }
 }
 

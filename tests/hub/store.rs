@@ -15,7 +15,7 @@ fn room(name: &str, max_history: u32) -> RoomConfig {
         max_history,
         group: None,
         port: None,
-        channel: None,
+        ..RoomConfig::default()
     }
 }
 

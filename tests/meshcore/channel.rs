@@ -54,6 +54,7 @@ fn engine_with(channel: ChannelSetup, seed: u8) -> Engine {
         identity: LocalIdentity::from_seed(&[seed; 32]),
         password: None,
         max_history: 100,
+        access: Default::default(),
         clock: 0,
         clients: vec![],
         history: vec![],

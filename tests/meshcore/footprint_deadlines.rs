@@ -13,6 +13,7 @@ fn setup(name: &str, seed: u8) -> RoomSetup {
         identity: LocalIdentity::from_seed(&[seed; 32]),
         password: None,
         max_history: 32,
+        access: Default::default(),
         clock: 0,
         clients: Vec::new(),
         history: Vec::new(),

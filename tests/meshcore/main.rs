@@ -5,12 +5,16 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod acl;
 mod channel;
 mod e2e;
 mod engine;
+mod field;
+mod field_e2e;
 mod footprint_deadlines;
 mod footprint_push;
 mod fuzz;
+mod readme;
 mod service;
 mod vectors;
 mod virtual_air;

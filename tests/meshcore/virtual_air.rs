@@ -105,6 +105,7 @@ impl Gw {
                 identity,
                 password: room.psk.as_ref().map(|p| p.expose().as_bytes().to_vec()),
                 max_history: room.max_history as usize,
+                access: Default::default(),
                 clock,
                 clients,
                 history,
@@ -273,10 +274,11 @@ impl Air {
                         let gw = self.gw.as_mut().unwrap();
                         gw.engine.history_page(room, after_us, page);
                     }
-                    // No room in these scenarios keeps a group channel.
+                    // No room in these scenarios keeps a group channel or has an admin.
                     Action::ParticipantsChanged { .. }
                     | Action::Heard { .. }
-                    | Action::ChannelPost(_) => {}
+                    | Action::ChannelPost(_)
+                    | Action::SaveAcl { .. } => {}
                 }
             }
             work = next;

@@ -491,6 +491,18 @@ impl ChannelBinding {
         ))
     }
 
+    /// When [`poll`](Self::poll) will next hand out a frame (monotonic ms), if one is waiting.
+    pub fn next_deadline(&self) -> Option<u64> {
+        if self.setup.mode != ChannelMode::Bridge || self.queue.is_empty() {
+            return None;
+        }
+        let spacing = 60_000 / u64::from(self.setup.max_per_minute.max(1));
+        Some(
+            self.last_sent_ms
+                .map_or(0, |last| last.saturating_add(spacing)),
+        )
+    }
+
     /// Messages waiting for the rate limit.
     pub fn queued(&self) -> usize {
         self.queue.len()

@@ -37,6 +37,13 @@ pub struct Counters {
     pub status_requests: u64,
     pub adverts_sent: u64,
     pub adverts_heard: u64,
+    /// Zero-hop DISCOVER_REQ asking for room servers, and the answers sent (one per room).
+    pub discover_requests: u64,
+    pub discover_answers: u64,
+    /// Admin CLI commands run, and GET_TELEMETRY / GET_ACCESS_LIST answered.
+    pub cli_commands: u64,
+    pub telemetry_requests: u64,
+    pub access_list_requests: u64,
     /// Last received signal, for GET_STATUS.
     pub last_rssi: i16,
     pub last_snr_x4: i16,

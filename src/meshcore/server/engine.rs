@@ -22,9 +22,11 @@ use super::channel::{
 use super::counters::{Counters, RoomCounters};
 use super::dedup::Dedup;
 use super::history::RoomPost;
-use super::room::{AckRoute, DatagramOutcome, IncomingPost, Room};
+use super::room::{DatagramOutcome, IncomingPost, Room};
 use super::roster::{ClientRecord, Role};
 use crate::meshcore::wire;
+use crate::meshcore::wire::advert::NodeType;
+use crate::meshcore::wire::control::DiscoverReq;
 use crate::meshcore::wire::identity::{LocalIdentity, PublicKey};
 use crate::meshcore::wire::message::StatusBody;
 use crate::meshcore::wire::packet::{Frame, PacketRepr, PayloadType, RouteType};
@@ -111,6 +113,39 @@ pub enum Action {
         after_us: u64,
         limit: usize,
     },
+    /// An admin changed the room's access list over the air: persist it (`None`: removed).
+    SaveAcl {
+        room: RoomId,
+        key: PublicKey,
+        role: Option<Role>,
+    },
+}
+
+/// A room's access rules and location, besides its password.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RoomAccess {
+    /// Gives admin at login (only its first 15 bytes travel).
+    pub admin_password: Option<Vec<u8>>,
+    /// A wrong or empty password gets a read-only guest login (private room); everyone not on
+    /// the ACL is a read-only guest (public room).
+    pub allow_read_only: bool,
+    /// The access list, restored from the store.
+    pub acl: Vec<(PublicKey, Role)>,
+    /// Advertised location (degrees × 1e6); the engine-wide one when `None`.
+    pub location: Option<(i32, i32)>,
+}
+
+/// The radio's settings, as `get radio` shows them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RadioInfo {
+    /// MHz, as the firmware prints it (e.g. `869.525`).
+    pub frequency_mhz: String,
+    /// kHz (e.g. `250.0`).
+    pub bandwidth_khz: String,
+    pub spreading_factor: u8,
+    /// Denominator (5–8).
+    pub coding_rate: u8,
+    pub power_dbm: i8,
 }
 
 /// Everything the engine needs to know about one room at start.
@@ -129,6 +164,8 @@ pub struct RoomSetup {
     /// The room's newest posts, oldest first: up to the push window
     /// ([`super::history::PUSH_WINDOW`]); older ones are read from the store when needed.
     pub history: Vec<RoomPost>,
+    /// Admin password, read-only guests, ACL, location.
+    pub access: RoomAccess,
 }
 
 /// Timers and limits. Durations in milliseconds.
@@ -138,6 +175,18 @@ pub struct EngineConfig {
     pub first_advert_delay_ms: u64,
     /// Zero-hop advert period (0 = only the first).
     pub advert_interval_ms: u64,
+    /// Zero-hop advert period while the gateway is new (after each start), as the firmware
+    /// adverts every 2 minutes on new installs; 0 = off.
+    pub early_advert_interval_ms: u64,
+    /// Zero-hop adverts per room sent at the early period before the regular one applies.
+    pub early_adverts: u32,
+    /// A DISCOVER_REQ is answered after a random delay up to this (several nodes may answer).
+    pub discovery_jitter_ms: u64,
+    /// DISCOVER_REQs answered at most per window (the firmware's repeater: 4 per 2 minutes).
+    pub discovery_max: u32,
+    pub discovery_window_ms: u64,
+    /// Radio settings for `get radio` (None: no radio).
+    pub radio: Option<RadioInfo>,
     /// Flood advert period (0 = never).
     pub flood_advert_interval_ms: u64,
     /// Advertised location (degrees × 1e6), if any.
@@ -159,8 +208,10 @@ pub struct EngineConfig {
     pub push_max_failures: u32,
     /// Delay before a login reply or request response.
     pub reply_delay_ms: u64,
-    /// Wrong passwords in a row before a key is ignored for `login_block_ms`.
+    /// Distinct wrong passwords in a row before a key is ignored for a while.
     pub login_max_failures: u32,
+    /// The first block; each further one lasts twice as long, up to `login_block_ms`.
+    pub login_block_first_ms: u64,
     pub login_block_ms: u64,
     /// Clients per room; the least recently heard is dropped when full.
     pub max_clients: usize,
@@ -174,6 +225,12 @@ impl Default for EngineConfig {
         EngineConfig {
             first_advert_delay_ms: 2_000,
             advert_interval_ms: 10 * 60_000,
+            early_advert_interval_ms: 2 * 60_000,
+            early_adverts: 5,
+            discovery_jitter_ms: 400,
+            discovery_max: 4,
+            discovery_window_ms: 120_000,
+            radio: None,
             flood_advert_interval_ms: 12 * 3_600_000,
             location: None,
             silence_timeout_ms: 3_600_000,
@@ -187,6 +244,7 @@ impl Default for EngineConfig {
             push_max_failures: 3,
             reply_delay_ms: 300,
             login_max_failures: 5,
+            login_block_first_ms: 30_000,
             login_block_ms: 300_000,
             max_clients: 100,
             dedup_capacity: 256,
@@ -202,7 +260,7 @@ struct PendingPost {
     room: RoomId,
     id: [u8; 16],
     client: PublicKey,
-    acks: Vec<([u8; 4], AckRoute)>,
+    acks: Vec<[u8; 4]>,
 }
 
 /// Pending posts kept at most; older ones are forgotten (the client retries).
@@ -220,6 +278,13 @@ pub(crate) struct Ctx<'a> {
     pub out: &'a mut Vec<Action>,
     pub names: &'a HashMap<PublicKey, (String, u32)>,
     pub started_ms: u64,
+}
+
+/// A post by the room itself (an admin's `room.post`), to commit without an ACK.
+#[derive(Debug)]
+pub(crate) struct SystemPost {
+    pub room: RoomId,
+    pub text: String,
 }
 
 impl Ctx<'_> {
@@ -301,6 +366,10 @@ pub struct Engine {
     next_ticket: u64,
     started_ms: u64,
     channels: Vec<ChannelBinding>,
+    /// Unix time the engine started: the rooms' "changed since" for DISCOVER_REQ.
+    started_unix: u32,
+    /// When recent DISCOVER_REQs were answered (rate limit).
+    discoveries: VecDeque<u64>,
 }
 
 impl Engine {
@@ -330,6 +399,8 @@ impl Engine {
             pending_posts: VecDeque::new(),
             next_ticket: 1,
             started_ms: now.mono_ms,
+            started_unix: now.unix,
+            discoveries: VecDeque::new(),
         }
     }
 
@@ -423,6 +494,7 @@ impl Engine {
                 let crc = [m.data[0], m.data[1], m.data[2], m.data[3]];
                 self.dispatch_ack(now, crc, &mut out)
             }
+            Payload::Control(_) => self.dispatch_control(now, &repr, snr_db, &mut out),
             Payload::Advert(a) => {
                 if !a.verify() {
                     self.counters.drop("bad_signature");
@@ -466,6 +538,53 @@ impl Engine {
             _ => self.counters.drop("not_for_us"),
         }
         out
+    }
+
+    /// CONTROL: a zero-hop DISCOVER_REQ asking for room servers is answered by every room
+    /// (src/Mesh.cpp `onRecvPacket` hands only zero-hop CONTROL packets with bit 7 set to
+    /// `onControlDataRecv`; examples/simple_repeater/MyMesh.cpp `onControlDataRecv` answers when
+    /// the type filter names its node type, at most 4 requests per 2 minutes).
+    fn dispatch_control(
+        &mut self,
+        now: Now,
+        repr: &PacketRepr,
+        snr_db: f32,
+        out: &mut Vec<Action>,
+    ) {
+        if repr.route.is_flood() || !repr.path.is_empty() {
+            self.counters.drop("control_not_zero_hop");
+            return;
+        }
+        let Some(req) = DiscoverReq::parse(&repr.payload) else {
+            self.counters.drop("not_for_us");
+            return;
+        };
+        if !req.wants(NodeType::RoomServer) {
+            self.counters.drop("discover_other_type");
+            return;
+        }
+        self.counters.discover_requests += 1;
+        let window = self.config.discovery_window_ms;
+        while self
+            .discoveries
+            .front()
+            .is_some_and(|t| now.mono_ms.saturating_sub(*t) >= window)
+        {
+            self.discoveries.pop_front();
+        }
+        if self.discoveries.len() >= self.config.discovery_max.max(1) as usize {
+            self.counters.drop("discover_rate_limited");
+            return;
+        }
+        self.discoveries.push_back(now.mono_ms);
+        // "since": only nodes changed since then answer; our rooms change when the gateway starts.
+        if req.since != 0 && self.started_unix < req.since {
+            return;
+        }
+        let (rooms, mut ctx) = self.split(now, out);
+        for room in rooms.iter_mut() {
+            room.answer_discovery(&mut ctx, &req, snr_db);
+        }
     }
 
     fn dispatch_login(
@@ -514,6 +633,13 @@ impl Engine {
                 DatagramOutcome::NoClient => {}
             }
         }
+        let system = rooms
+            .iter_mut()
+            .filter_map(|r| r.take_system_post())
+            .collect::<Vec<_>>();
+        for p in system {
+            self.queue_system_post(now, p, out);
+        }
         match handled {
             Some(Some(post)) => self.queue_post(post, out),
             Some(None) => {}
@@ -530,7 +656,7 @@ impl Engine {
             .iter_mut()
             .find(|x| x.id == p.id && x.room == p.room)
         {
-            pending.acks.push((p.ack, p.route));
+            pending.acks.push(p.ack);
             return;
         }
         let ticket = PostTicket(self.next_ticket);
@@ -544,7 +670,7 @@ impl Engine {
             room: p.room,
             id: p.id,
             client: p.author,
-            acks: vec![(p.ack, p.route)],
+            acks: vec![p.ack],
         });
         out.push(Action::Post(RadioPost {
             ticket,
@@ -604,6 +730,37 @@ impl Engine {
             .map(|b| b.status())
     }
 
+    fn queue_system_post(&mut self, now: Now, p: SystemPost, out: &mut Vec<Action>) {
+        let Some(room) = self.rooms.get(p.room) else {
+            return;
+        };
+        let key = room.public();
+        let name = room.name().to_string();
+        let id = radio_post_id(&key, &key, now.unix, p.text.as_bytes());
+        let ticket = PostTicket(self.next_ticket);
+        self.next_ticket += 1;
+        self.pending_posts.push_back(PendingPost {
+            ticket,
+            room: p.room,
+            id,
+            client: key,
+            acks: Vec::new(),
+        });
+        if self.pending_posts.len() > MAX_PENDING_POSTS {
+            self.pending_posts.pop_front();
+            self.counters.drop("pending_posts_full");
+        }
+        out.push(Action::Post(RadioPost {
+            ticket,
+            room: p.room,
+            id,
+            author: key,
+            author_name: Some(name),
+            author_ts: now.unix,
+            text: p.text,
+        }));
+    }
+
     fn dispatch_ack(&mut self, now: Now, crc: [u8; 4], out: &mut Vec<Action>) {
         let (rooms, mut ctx) = self.split(now, out);
         for room in rooms.iter_mut() {
@@ -630,8 +787,8 @@ impl Engine {
         }
         let (rooms, mut ctx) = self.split(now, &mut out);
         if let Some(room) = rooms.get_mut(pending.room) {
-            for (ack, route) in pending.acks {
-                room.send_post_ack(&mut ctx, &pending.client, ack, route);
+            for ack in pending.acks {
+                room.send_post_ack(&mut ctx, &pending.client, ack);
             }
         }
         out
@@ -680,10 +837,13 @@ impl Engine {
     /// until then or until a frame, a commit or a post arrives, and asks again after each event.
     /// `None`: no timer is running (only an event can create work).
     pub fn next_deadline(&self) -> Option<u64> {
-        self.rooms
+        let rooms = self
+            .rooms
             .iter()
-            .filter_map(|r| r.next_deadline(&self.config))
-            .min()
+            .filter_map(|r| r.next_deadline(&self.config));
+        // A bridged channel message waiting for its rate limit is a timer too.
+        let channels = self.channels.iter().filter_map(|b| b.next_deadline());
+        rooms.chain(channels).min()
     }
 
     /// Applies a room's new password (`None`: public) to logins from now on; clients already
@@ -692,6 +852,26 @@ impl Engine {
         if let Some(r) = self.rooms.get_mut(room) {
             r.set_password(password);
         }
+    }
+
+    /// A reloaded room's admin password, `allow_read_only` and location (its ACL is kept).
+    pub fn set_room_access(&mut self, room: RoomId, access: RoomAccess) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.set_access(access);
+        }
+    }
+
+    /// An ACL change made outside the air (`meshroom-gw acl`, or our own change coming back
+    /// from the store): `None` removes the key. Logged-in clients take the role at once.
+    pub fn set_acl(&mut self, room: RoomId, key: PublicKey, role: Option<Role>) {
+        if let Some(r) = self.rooms.get_mut(room) {
+            r.apply_acl(key, role);
+        }
+    }
+
+    /// The room's access list, sorted by key.
+    pub fn acl(&self, room: RoomId) -> Vec<(PublicKey, Role)> {
+        self.rooms.get(room).map(|r| r.acl()).unwrap_or_default()
     }
 
     /// A reloaded `max_history`: the room's push window takes the new depth.

@@ -6,30 +6,27 @@ use std::collections::HashMap;
 
 use rand::Rng;
 
+use super::acl::{clip_password, Access};
+use super::admin::{self, CliEffect, CliView};
 use super::counters::RoomCounters;
-use super::engine::{Action, Ctx, EngineConfig, Now, ParticipantInfo, Priority, RoomId, RoomSetup};
+use super::engine::{
+    Action, Ctx, EngineConfig, Now, ParticipantInfo, Priority, RoomAccess, RoomId, RoomSetup,
+    SystemPost,
+};
 use super::history::{cursor_from_sync_since, Backlog, PostCache, RoomPost, PUSH_WINDOW};
-use super::roster::{Client, LoginGuard, PendingPush, Role};
+use super::roster::{Client, Failure, LoginGuard, PendingPush, Role};
 use crate::meshcore::wire;
-use crate::meshcore::wire::advert::{Advert, AppData};
+use crate::meshcore::wire::advert::{Advert, AppData, NodeType};
+use crate::meshcore::wire::control::{DiscoverReq, DiscoverResp};
 use crate::meshcore::wire::crypto::{CryptoError, SharedSecret};
 use crate::meshcore::wire::identity::{LocalIdentity, PublicKey};
 use crate::meshcore::wire::message::{
     LoginReply, LoginRequest, PathBody, Request, Response, TextMessage, TxtType,
-    FIRMWARE_VER_LEVEL, MAX_POST_TEXT, REQ_GET_STATUS, REQ_KEEP_ALIVE, RESP_SERVER_LOGIN_OK,
+    FIRMWARE_VER_LEVEL, MAX_POST_TEXT, REQ_GET_ACCESS_LIST, REQ_GET_STATUS, REQ_GET_TELEMETRY,
+    REQ_KEEP_ALIVE, RESP_SERVER_LOGIN_OK,
 };
 use crate::meshcore::wire::packet::{PacketRepr, Path, PayloadType, RouteType};
-use crate::meshcore::wire::payload::{Ack, AnonReq, Datagram, Payload};
-
-/// How to send the ACK of a post once it is committed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AckRoute {
-    /// The post came by flood along this path: answer with a flood PATH carrying the ACK, which
-    /// also teaches the client its direct route to us.
-    FloodPath(Path),
-    /// The post came direct: a bare ACK along the client's route (or flooded if none is known).
-    Direct,
-}
+use crate::meshcore::wire::payload::{Ack, AnonReq, Control, Datagram, Payload};
 
 /// A post decoded from a client, before the hub has it.
 #[derive(Debug)]
@@ -40,8 +37,15 @@ pub struct IncomingPost {
     pub author_ts: u32,
     pub text: String,
     pub ack: [u8; 4],
-    pub route: AckRoute,
 }
+
+/// Advert again on a discovery request unless the room adverted this recently (requests from
+/// several phones at once share one advert; the discovery rate limit bounds the rest).
+const DISCOVERY_ADVERT_GAP_MS: u64 = 5_000;
+/// Delay of an advert an admin asked for (CommonCLI.cpp: 1500 ms, so the reply goes first).
+const CLI_ADVERT_DELAY_MS: u64 = 1_500;
+/// Admin entries at most in a GET_ACCESS_LIST answer (7 bytes each; fits any return path).
+const MAX_ACCESS_LIST: usize = 12;
 
 /// What a room made of a datagram addressed to its hash.
 pub enum DatagramOutcome {
@@ -71,7 +75,8 @@ pub struct Room {
     name: String,
     identity: LocalIdentity,
     public: PublicKey,
-    password: Option<Vec<u8>>,
+    access: Access,
+    location: Option<(i32, i32)>,
     clients: Vec<Client>,
     guard: LoginGuard,
     ecdh_cache: HashMap<PublicKey, SharedSecret>,
@@ -82,6 +87,11 @@ pub struct Room {
     clock: u32,
     next_zero_hop_ms: u64,
     next_flood_ms: u64,
+    /// Zero-hop adverts sent since start (the early period counts them).
+    zero_hop_adverts: u32,
+    last_advert_ms: Option<u64>,
+    /// A post by the room itself waiting for the engine to queue it.
+    system_post: Option<String>,
     next_push_ms: u64,
     rr_cursor: usize,
     counters: RoomCounters,
@@ -102,17 +112,22 @@ impl Room {
         let public = setup.identity.public();
         let window = setup.max_history.clamp(1, PUSH_WINDOW);
         let cache = PostCache::with_newest(window, setup.history, window);
-        let password = setup
-            .password
-            .map(|p| p[..p.len().min(wire::message::MAX_PASSWORD_LEN)].to_vec());
+        let access = Access {
+            password: setup.password.map(clip_password),
+            admin_password: setup.access.admin_password.clone().map(clip_password),
+            allow_read_only: setup.access.allow_read_only,
+            acl: setup.access.acl.iter().copied().collect(),
+        };
         let mut room = Room {
             id,
             name: setup.name,
             public,
-            password,
+            access,
+            location: setup.access.location,
             clients: Vec::new(),
             guard: LoginGuard::new(
                 config.login_max_failures,
+                config.login_block_first_ms,
                 config.login_block_ms,
                 LOGIN_GUARD_CAPACITY,
             ),
@@ -124,6 +139,9 @@ impl Room {
             // Stagger rooms so their adverts do not collide.
             next_zero_hop_ms: now.mono_ms + config.first_advert_delay_ms + id as u64 * 700,
             next_flood_ms: now.mono_ms + config.flood_advert_interval_ms + id as u64 * 700,
+            zero_hop_adverts: 0,
+            last_advert_ms: None,
+            system_post: None,
             next_push_ms: now.mono_ms,
             rr_cursor: 0,
             counters: RoomCounters::default(),
@@ -142,7 +160,7 @@ impl Room {
             room.clients.push(Client {
                 key,
                 secret,
-                role: rec.role,
+                role: room.access.acl.get(&key).copied().unwrap_or(rec.role),
                 sync_since: rec.sync_since,
                 cursor_us: cursor_from_sync_since(rec.sync_since, rec.cursor_us),
                 last_ts: rec.last_ts,
@@ -217,8 +235,75 @@ impl Room {
 
     /// A changed PSK (configuration reload) applies to the next login.
     pub fn set_password(&mut self, password: Option<Vec<u8>>) {
-        self.password =
-            password.map(|p| p[..p.len().min(wire::message::MAX_PASSWORD_LEN)].to_vec());
+        self.access.password = password.map(clip_password);
+    }
+
+    /// A reloaded admin password, `allow_read_only` and location; the ACL is the store's.
+    pub fn set_access(&mut self, access: RoomAccess) {
+        self.access.admin_password = access.admin_password.map(clip_password);
+        self.access.allow_read_only = access.allow_read_only;
+        self.location = access.location;
+    }
+
+    pub fn acl(&self) -> Vec<(PublicKey, Role)> {
+        self.access.acl.iter().map(|(k, r)| (*k, *r)).collect()
+    }
+
+    /// Sets or removes a key's ACL role; a logged-in client takes it at once (removed: it keeps
+    /// its role until it logs in again).
+    pub fn apply_acl(&mut self, key: PublicKey, role: Option<Role>) {
+        match role {
+            Some(r) => {
+                self.access.acl.insert(key, r);
+                if let Some(c) = self.clients.iter_mut().find(|c| c.key == key) {
+                    c.role = r;
+                }
+            }
+            None => {
+                self.access.acl.remove(&key);
+            }
+        }
+    }
+
+    pub fn take_system_post(&mut self) -> Option<SystemPost> {
+        self.system_post.take().map(|text| SystemPost {
+            room: self.id,
+            text,
+        })
+    }
+
+    /// Answers a DISCOVER_REQ for room servers: the answer layout of
+    /// examples/simple_repeater/MyMesh.cpp `onControlDataRecv` (flags 0x90 | node type, SNR × 4,
+    /// the tag, the key or its 8-byte prefix), sent zero-hop after a random delay. Then, unless
+    /// the room adverted lately, a zero-hop advert, so the asker also learns the room's name.
+    pub fn answer_discovery(&mut self, ctx: &mut Ctx, req: &DiscoverReq, snr_db: f32) {
+        let resp = DiscoverResp::answer(req, NodeType::RoomServer, &self.public, snr_db).to_vec();
+        let Some((&flags, data)) = resp.split_first() else {
+            return;
+        };
+        let control = Payload::Control(Control {
+            flags,
+            data: data.to_vec(),
+        });
+        let delay = ctx.rng.gen_range(0..=ctx.config.discovery_jitter_ms);
+        ctx.counters.discover_answers += 1;
+        ctx.send(
+            PacketRepr::new(
+                RouteType::Direct,
+                PayloadType::Control,
+                Path::empty(),
+                control.to_vec(),
+            ),
+            Priority::Reply,
+            delay,
+        );
+        let now = ctx.now.mono_ms;
+        if self
+            .last_advert_ms
+            .is_none_or(|t| now.saturating_sub(t) >= DISCOVERY_ADVERT_GAP_MS)
+        {
+            self.send_advert(ctx, RouteType::Direct, delay + 100, false);
+        }
     }
 
     pub fn set_max_history(&mut self, max_history: usize) {
@@ -395,30 +480,26 @@ impl Room {
         }
     }
 
-    /// Sends the ACK of a committed post.
-    pub fn send_post_ack(
-        &mut self,
-        ctx: &mut Ctx,
-        client: &PublicKey,
-        ack: [u8; 4],
-        route: AckRoute,
-    ) {
+    /// Sends the ACK of a committed post: a bare 4-byte ACK (the `ack_hash` alone), direct along
+    /// the client's route when one is known, else flooded — exactly what the room-server firmware
+    /// sends (examples/simple_room_server/MyMesh.cpp, `onPeerDataRecv`: `createAck(ack_hash)`
+    /// then `sendFloodReply` or `sendDirect`). No attempt or random bytes: at least one client
+    /// library rejects an ACK that is not exactly 4 bytes.
+    pub fn send_post_ack(&mut self, ctx: &mut Ctx, client: &PublicKey, ack: [u8; 4]) {
         let Some(idx) = self.clients.iter().position(|c| c.key == *client) else {
             return;
         };
         ctx.counters.posts_acked += 1;
         self.counters.posts_acked += 1;
-        // ack + attempt byte + a random byte, as current firmware does, so repeated ACKs of a
-        // retried post are not taken for duplicates.
-        let extra = vec![0, ctx.rng.gen()];
-        match route {
-            AckRoute::FloodPath(path) => {
-                let mut e = ack.to_vec();
-                e.extend_from_slice(&extra);
-                self.send_flood_path(ctx, idx, path, PayloadType::Ack, e, 0);
-            }
-            AckRoute::Direct => self.send_bare_ack(ctx, idx, Ack { crc: ack, extra }, 0),
-        }
+        self.send_bare_ack(
+            ctx,
+            idx,
+            Ack {
+                crc: ack,
+                extra: Vec::new(),
+            },
+            0,
+        );
     }
 
     // ---------------------------------------------------------------- receiving
@@ -458,39 +539,48 @@ impl Room {
             return true;
         }
         let existing = self.clients.iter().position(|c| c.key == req.sender);
+        // The firmware's "blank password from a known client": answered even with an old
+        // timestamp, which then changes nothing.
         let reuse = login.password.is_empty() && existing.is_some();
-        let role = if reuse {
-            None
-        } else {
-            match &self.password {
-                None => Some(Role::ReadWrite),
-                Some(pw) if *pw == login.password => Some(Role::ReadWrite),
-                Some(_) => {
-                    // Wrong password: no reply at all, as the firmware does.
-                    ctx.counters.login_failed += 1;
-                    self.counters.login_failed += 1;
-                    if self.guard.fail(req.sender, now_ms) {
-                        tracing::warn!(room = %self.name, key = %hex::encode(&req.sender.0[..4]), "repeated wrong passwords; ignoring this key for a while");
-                    }
-                    return true;
+        let current = existing.map(|i| self.clients[i].role);
+        let Some(role) = self
+            .access
+            .login_role(&req.sender, &login.password, current)
+        else {
+            // Wrong password: no reply at all, as the firmware does. A client's retry (the same
+            // timestamp, or the same password again) counts once.
+            ctx.counters.login_failed += 1;
+            self.counters.login_failed += 1;
+            let key = hex::encode(&req.sender.0[..4]);
+            match self
+                .guard
+                .fail(req.sender, now_ms, login.timestamp, &login.password)
+            {
+                Failure::Blocked { block_ms } => tracing::warn!(
+                    room = %self.name,
+                    key = %key,
+                    block_s = block_ms / 1000,
+                    "repeated wrong passwords; ignoring this key for a while"
+                ),
+                Failure::Counted(n) => {
+                    tracing::info!(room = %self.name, key = %key, attempts = n, "wrong password")
                 }
+                Failure::Retry => {}
             }
+            return true;
         };
         self.guard.succeed(&req.sender);
-        let idx = match (existing, role) {
-            (Some(i), role) => {
+        let idx = match existing {
+            Some(i) => {
                 let c = &mut self.clients[i];
                 if login.timestamp <= c.last_ts {
-                    if role.is_some() {
+                    if !reuse {
                         ctx.counters.replays += 1;
                         return true;
                     }
-                    // The firmware's "blank password from a known client": answered, but
-                    // an old timestamp changes nothing.
+                    // A known client's blank-password login: answered, nothing else changes.
                 } else {
-                    if let Some(role) = role {
-                        c.role = role;
-                    }
+                    c.role = role;
                     c.sync_since = login.sync_since;
                     c.cursor_us = cursor_from_sync_since(login.sync_since, c.cursor_us);
                     c.last_ts = login.timestamp;
@@ -499,14 +589,14 @@ impl Room {
                 }
                 i
             }
-            (None, role) => {
+            None => {
                 if self.clients.len() >= ctx.config.max_clients {
                     self.evict_one();
                 }
                 self.clients.push(Client {
                     key: req.sender,
                     secret,
-                    role: role.unwrap_or(Role::ReadWrite),
+                    role,
                     sync_since: login.sync_since,
                     cursor_us: cursor_from_sync_since(login.sync_since, 0),
                     last_ts: login.timestamp,
@@ -533,6 +623,8 @@ impl Room {
         ctx.counters.login_ok += 1;
         self.counters.logins += 1;
         let role = self.clients[idx].role;
+        // Reply layout of MyMesh.cpp `onAnonDataRecv`: byte 6 is 1 for an admin, 2 when the
+        // permissions are 0 (a guest), else 0; byte 7 the permissions byte.
         let reply = LoginReply {
             server_time: self.next_clock(ctx),
             resp_code: RESP_SERVER_LOGIN_OK,
@@ -591,7 +683,7 @@ impl Room {
         };
         self.heard(ctx, idx);
         let post = match repr.payload_type {
-            PayloadType::TxtMsg => self.on_text(ctx, repr, idx, &plain),
+            PayloadType::TxtMsg => self.on_text(ctx, idx, &plain),
             PayloadType::Req => {
                 self.on_request(ctx, repr, idx, &plain);
                 None
@@ -605,19 +697,12 @@ impl Room {
         DatagramOutcome::Handled(post)
     }
 
-    fn on_text(
-        &mut self,
-        ctx: &mut Ctx,
-        repr: &PacketRepr,
-        idx: usize,
-        plain: &[u8],
-    ) -> Option<IncomingPost> {
+    fn on_text(&mut self, ctx: &mut Ctx, idx: usize, plain: &[u8]) -> Option<IncomingPost> {
         let Ok(msg) = TextMessage::parse(plain) else {
             ctx.counters.drop("bad_text");
             return None;
         };
-        if msg.txt_type != TxtType::Plain {
-            // CLI commands need an admin, and we have none on the air.
+        if !matches!(msg.txt_type, TxtType::Plain | TxtType::CliData) {
             ctx.counters.drop("unsupported_text_type");
             return None;
         }
@@ -628,8 +713,23 @@ impl Room {
             ctx.counters.replays += 1;
             return None;
         }
+        let is_retry = msg.timestamp == c.last_ts;
         c.last_ts = msg.timestamp;
-        if c.role == Role::Guest {
+        if msg.txt_type == TxtType::CliData {
+            self.on_cli(ctx, idx, &msg, is_retry);
+            return None;
+        }
+        if !c.role.may_post() {
+            // A guest or read-only member: no ACK (MyMesh.cpp `onPeerDataRecv` refuses guests
+            // without a reply); we also say why once, so the app's "not delivered" is explained.
+            ctx.counters.posts_refused += 1;
+            if !is_retry {
+                let note = format!(
+                    "[{}] read-only: your post was not stored (ask an admin for posting rights)",
+                    self.name
+                );
+                self.send_note(ctx, idx, &note);
+            }
             return None;
         }
         let key = c.key;
@@ -649,9 +749,90 @@ impl Room {
                 self.name,
                 msg.text.len()
             );
-            let ts = self.next_clock(ctx);
-            let reply =
-                TextMessage::plain(ts, 0, wire::advert::truncate_utf8(&note, MAX_POST_TEXT));
+            self.send_note(ctx, idx, &note);
+            return None;
+        }
+        Some(IncomingPost {
+            room: self.id,
+            id: super::engine::radio_post_id(&self.public, &key, msg.timestamp, &msg.text),
+            author: key,
+            author_ts: msg.timestamp,
+            text: msg.text_lossy(),
+            ack: msg.ack_value(&key),
+        })
+    }
+
+    /// A plain message from the room to one client.
+    fn send_note(&mut self, ctx: &mut Ctx, idx: usize, note: &str) {
+        let ts = self.next_clock(ctx);
+        let reply = TextMessage::plain(ts, 0, wire::advert::truncate_utf8(note, MAX_POST_TEXT));
+        self.send_datagram(
+            ctx,
+            idx,
+            PayloadType::TxtMsg,
+            &reply.to_vec(),
+            Priority::Reply,
+            ctx.config.reply_delay_ms,
+        );
+    }
+
+    /// An admin CLI command (TXT_MSG CLI_DATA). As MyMesh.cpp `onPeerDataRecv`: only admins
+    /// are answered, never with an ACK, and a retry (same timestamp) gets no second reply; the
+    /// reply is a TXT_MSG of type CLI_DATA whose timestamp differs from the command's.
+    fn on_cli(&mut self, ctx: &mut Ctx, idx: usize, msg: &TextMessage, is_retry: bool) {
+        if self.clients[idx].role != Role::Admin {
+            ctx.counters.drop("cli_not_admin");
+            return;
+        }
+        if is_retry {
+            return;
+        }
+        ctx.counters.cli_commands += 1;
+        let mut known: Vec<PublicKey> = self.clients.iter().map(|c| c.key).collect();
+        known.extend(ctx.names.keys().copied());
+        let line = msg.text_lossy();
+        let outcome = {
+            let view = CliView {
+                room_name: &self.name,
+                public: self.public,
+                now_unix: ctx.now.unix,
+                uptime_s: (ctx.now.mono_ms.saturating_sub(ctx.started_ms) / 1000) as u32,
+                counters: ctx.counters,
+                config: ctx.config,
+                location: self.location.or(ctx.config.location),
+                allow_read_only: self.access.allow_read_only,
+                acl: &self.access.acl,
+                known: &known,
+            };
+            admin::run(&line, &view)
+        };
+        // Only the command's name is logged: arguments may be secrets (`password …`).
+        let name: String = {
+            let line = line.trim_start();
+            let line = line
+                .get(3..)
+                .filter(|_| line.as_bytes().get(2) == Some(&b'|'))
+                .unwrap_or(line);
+            let mut words = line.split_whitespace();
+            match words.next() {
+                Some(w @ ("get" | "set")) => format!("{w} {}", words.next().unwrap_or("")),
+                Some(w) => w.to_string(),
+                None => String::new(),
+            }
+        };
+        tracing::info!(room = %self.name, admin = %hex::encode(&self.clients[idx].key.0[..4]), command = %name, "admin command");
+        if !outcome.reply.is_empty() {
+            let mut ts = ctx.now.unix;
+            if ts == msg.timestamp {
+                ts += 1;
+            }
+            let reply = TextMessage {
+                timestamp: ts,
+                txt_type: TxtType::CliData,
+                attempt: 0,
+                author_prefix: None,
+                text: outcome.reply.into_bytes(),
+            };
             self.send_datagram(
                 ctx,
                 idx,
@@ -660,22 +841,31 @@ impl Room {
                 Priority::Reply,
                 ctx.config.reply_delay_ms,
             );
-            return None;
         }
-        let route = if repr.route.is_flood() {
-            AckRoute::FloodPath(repr.path.clone())
-        } else {
-            AckRoute::Direct
-        };
-        Some(IncomingPost {
-            room: self.id,
-            id: super::engine::radio_post_id(&self.public, &key, msg.timestamp, &msg.text),
-            author: key,
-            author_ts: msg.timestamp,
-            text: msg.text_lossy(),
-            ack: msg.ack_value(&key),
-            route,
-        })
+        match outcome.effect {
+            Some(CliEffect::SetRole(key, role)) => {
+                self.apply_acl(key, Some(role));
+                if let Some(i) = self.clients.iter().position(|c| c.key == key) {
+                    self.save_client(ctx, i);
+                }
+                ctx.out.push(Action::SaveAcl {
+                    room: self.id,
+                    key,
+                    role: Some(role),
+                });
+                ctx.out.push(Action::ParticipantsChanged { room: self.id });
+            }
+            Some(CliEffect::RoomPost(text)) => self.system_post = Some(text),
+            Some(CliEffect::Advert { flood }) => {
+                let route = if flood {
+                    RouteType::Flood
+                } else {
+                    RouteType::Direct
+                };
+                self.send_advert(ctx, route, CLI_ADVERT_DELAY_MS, false);
+            }
+            None => {}
+        }
     }
 
     fn on_request(&mut self, ctx: &mut Ctx, repr: &PacketRepr, idx: usize, plain: &[u8]) {
@@ -732,8 +922,86 @@ impl Room {
                 };
                 self.send_response(ctx, idx, repr, resp.to_vec());
             }
+            REQ_GET_TELEMETRY => {
+                ctx.counters.telemetry_requests += 1;
+                let role = c.role;
+                let body = self.telemetry(ctx, role, req.params.first().copied().unwrap_or(0));
+                let resp = Response {
+                    tag: req.timestamp,
+                    body,
+                };
+                self.send_response(ctx, idx, repr, resp.to_vec());
+            }
+            REQ_GET_ACCESS_LIST => {
+                // Admins only, and only with both reserved bytes zero; anyone else gets no
+                // answer (MyMesh.cpp `handleRequest` returns 0).
+                if c.role != Role::Admin || req.params.get(..2).is_some_and(|p| p != [0, 0]) {
+                    ctx.counters.drop("access_list_refused");
+                    return;
+                }
+                ctx.counters.access_list_requests += 1;
+                let resp = Response {
+                    tag: req.timestamp,
+                    body: self.access_list(),
+                };
+                self.send_response(ctx, idx, repr, resp.to_vec());
+            }
             _ => ctx.counters.drop("unsupported_request"),
         }
+    }
+
+    /// GET_TELEMETRY's body, Cayenne LPP (src/helpers/sensors/LPPDataHelpers.h): the supply
+    /// voltage on channel 1 (TELEM_CHANNEL_SELF; 0.00 V: a gateway has no battery to report),
+    /// then for anyone but a guest the room's location as LPP GPS (1e-4 degrees, 3 bytes each,
+    /// altitude 0). MyMesh.cpp `handleRequest`: a guest's permission mask is 0, base telemetry
+    /// only; `params[0]` is an inverted mask of what else to leave out.
+    fn telemetry(&self, ctx: &Ctx, role: Role, inverse_mask: u8) -> Vec<u8> {
+        const CHANNEL_SELF: u8 = 1;
+        const LPP_VOLTAGE: u8 = 116;
+        const LPP_GPS: u8 = 136;
+        let mut b = vec![CHANNEL_SELF, LPP_VOLTAGE, 0, 0];
+        let mask = if role == Role::Guest {
+            0
+        } else {
+            !inverse_mask
+        };
+        // TELEM_PERM_LOCATION is bit 1 of the mask (SensorManager.h).
+        if mask & 0x02 != 0 {
+            if let Some((lat, lon)) = self.location.or(ctx.config.location) {
+                b.extend_from_slice(&[CHANNEL_SELF, LPP_GPS]);
+                for v in [lat / 100, lon / 100, 0] {
+                    b.extend_from_slice(&v.to_be_bytes()[1..]);
+                }
+            }
+        }
+        b
+    }
+
+    /// GET_ACCESS_LIST's body: for each admin, the key's first 6 bytes and the permissions byte
+    /// (MyMesh.cpp `handleRequest`: non-admin entries are skipped). Admins on the ACL and admins
+    /// logged in with the admin password.
+    fn access_list(&self) -> Vec<u8> {
+        let mut admins: Vec<PublicKey> = self
+            .access
+            .acl
+            .iter()
+            .filter(|(_, r)| **r == Role::Admin)
+            .map(|(k, _)| *k)
+            .chain(
+                self.clients
+                    .iter()
+                    .filter(|c| c.role == Role::Admin)
+                    .map(|c| c.key),
+            )
+            .collect();
+        admins.sort();
+        admins.dedup();
+        let mut body = Vec::new();
+        for k in admins.iter().take(MAX_ACCESS_LIST) {
+            body.extend_from_slice(&k.0[..6]);
+            body.push(Role::Admin.permissions());
+        }
+        body
     }
 
     fn on_path(&mut self, ctx: &mut Ctx, idx: usize, plain: &[u8]) {
@@ -832,7 +1100,7 @@ impl Room {
                 at = at.min(p.deadline_ms);
                 continue;
             }
-            if c.push_failures >= config.push_max_failures || c.role == Role::Guest {
+            if c.push_failures >= config.push_max_failures {
                 continue;
             }
             let added_ms = match self.next_for(i) {
@@ -850,31 +1118,51 @@ impl Room {
         (at != u64::MAX).then_some(at)
     }
 
+    /// The zero-hop advert period now: the early one for the first `early_adverts` (the firmware
+    /// adverts every 2 minutes on new installs: examples/simple_room_server/MyMesh.cpp sets
+    /// `advert_interval = 1`, in 2-minute units), then the configured one.
+    fn zero_hop_interval(&self, config: &EngineConfig) -> u64 {
+        let regular = config.advert_interval_ms;
+        let early = config.early_advert_interval_ms;
+        if early > 0 && regular > early && self.zero_hop_adverts < config.early_adverts {
+            early
+        } else {
+            regular
+        }
+    }
+
     fn advert_if_due(&mut self, ctx: &mut Ctx) {
         let now = ctx.now.mono_ms;
         let route = if now >= self.next_flood_ms && ctx.config.flood_advert_interval_ms > 0 {
             self.next_flood_ms = now + ctx.config.flood_advert_interval_ms;
-            // A flood advert also reaches the neighbours: it stands in for the zero-hop one.
-            if ctx.config.advert_interval_ms > 0 {
-                self.next_zero_hop_ms = now + ctx.config.advert_interval_ms;
-            }
             RouteType::Flood
         } else if now >= self.next_zero_hop_ms {
-            self.next_zero_hop_ms = if ctx.config.advert_interval_ms > 0 {
-                now + ctx.config.advert_interval_ms
-            } else {
-                u64::MAX
-            };
             RouteType::Direct
         } else {
             return;
         };
+        self.send_advert(ctx, route, 0, true);
+    }
+
+    /// Sends the room's advert (with its location, flag 0x10, when one is set). A scheduled one
+    /// (`scheduled`) also sets the next zero-hop time — a flood advert reaches the neighbours
+    /// too, so it stands in for one; an extra advert (after a discovery request, or asked for by
+    /// an admin) leaves the schedule alone.
+    fn send_advert(&mut self, ctx: &mut Ctx, route: RouteType, delay_ms: u64, scheduled: bool) {
+        let now = ctx.now.mono_ms;
+        if scheduled {
+            self.zero_hop_adverts = self.zero_hop_adverts.saturating_add(1);
+            let interval = self.zero_hop_interval(ctx.config);
+            self.next_zero_hop_ms = if interval > 0 {
+                now + delay_ms + interval
+            } else {
+                u64::MAX
+            };
+        }
+        self.last_advert_ms = Some(now + delay_ms);
         let ts = self.next_clock(ctx);
-        let advert = Advert::sign(
-            &self.identity,
-            ts,
-            &AppData::room(&self.name, ctx.config.location),
-        );
+        let location = self.location.or(ctx.config.location);
+        let advert = Advert::sign(&self.identity, ts, &AppData::room(&self.name, location));
         ctx.counters.adverts_sent += 1;
         ctx.send(
             PacketRepr::new(
@@ -884,7 +1172,7 @@ impl Room {
                 Payload::Advert(advert).to_vec(),
             ),
             Priority::Advert,
-            0,
+            delay_ms,
         );
     }
 
@@ -899,7 +1187,6 @@ impl Room {
             if c.pending.is_some()
                 || c.push_failures >= ctx.config.push_max_failures
                 || c.push_not_before_ms > now
-                || c.role == Role::Guest
             {
                 continue;
             }

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
 use crate::meshcore::wire::crypto::SharedSecret;
 use crate::meshcore::wire::identity::PublicKey;
@@ -113,25 +114,51 @@ impl Client {
 struct Failures {
     count: u32,
     last_ms: u64,
+    /// Login timestamp and password digest of the last failure counted: a client's retry
+    /// repeats one or both, and a retry is the same attempt, not another guess.
+    last_login_ts: u32,
+    last_password: [u8; 8],
+    /// Blocks this key has earned so far; each one lasts twice the one before.
+    blocks: u32,
     blocked_until_ms: u64,
 }
 
-/// Rate limit for wrong passwords: after `max_failures` in a row a key is ignored for
-/// `block_ms`, wrong or right. Bounded: the oldest entry goes when full.
+/// Rate limit for wrong passwords: after `max_failures` distinct wrong attempts a key is ignored
+/// for a while, wrong or right; the first block lasts `first_block_ms`, each further one twice
+/// the one before, up to `max_block_ms`. A success forgets the key. Bounded: the oldest entry
+/// goes when full.
 #[derive(Debug)]
 pub struct LoginGuard {
     entries: HashMap<PublicKey, Failures>,
     max_failures: u32,
-    block_ms: u64,
+    first_block_ms: u64,
+    max_block_ms: u64,
     capacity: usize,
 }
 
+/// What a wrong password led to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// A retry of an attempt already counted.
+    Retry,
+    /// Counted; `n` wrong attempts in a row so far.
+    Counted(u32),
+    /// Counted, and the key is now ignored for this long.
+    Blocked { block_ms: u64 },
+}
+
 impl LoginGuard {
-    pub fn new(max_failures: u32, block_ms: u64, capacity: usize) -> LoginGuard {
+    pub fn new(
+        max_failures: u32,
+        first_block_ms: u64,
+        max_block_ms: u64,
+        capacity: usize,
+    ) -> LoginGuard {
         LoginGuard {
             entries: HashMap::new(),
             max_failures: max_failures.max(1),
-            block_ms,
+            first_block_ms: first_block_ms.min(max_block_ms),
+            max_block_ms,
             capacity: capacity.max(1),
         }
     }
@@ -142,8 +169,15 @@ impl LoginGuard {
             .is_some_and(|f| f.blocked_until_ms > now_ms)
     }
 
-    /// Counts a wrong password; returns true when this failure starts a block.
-    pub fn fail(&mut self, key: PublicKey, now_ms: u64) -> bool {
+    /// Counts a wrong `password` sent in a login stamped `login_ts`. The same timestamp or the
+    /// same password as the last counted failure is a retry and counts once.
+    pub fn fail(&mut self, key: PublicKey, now_ms: u64, login_ts: u32, password: &[u8]) -> Failure {
+        let digest = {
+            let d = Sha256::digest(password);
+            let mut v = [0u8; 8];
+            v.copy_from_slice(&d[..8]);
+            v
+        };
         if !self.entries.contains_key(&key) && self.entries.len() >= self.capacity {
             if let Some(oldest) = self
                 .entries
@@ -157,20 +191,35 @@ impl LoginGuard {
         let f = self.entries.entry(key).or_insert(Failures {
             count: 0,
             last_ms: now_ms,
+            last_login_ts: 0,
+            last_password: [0; 8],
+            blocks: 0,
             blocked_until_ms: 0,
         });
-        // A block that has run out starts a fresh count.
-        if f.blocked_until_ms != 0 && f.blocked_until_ms <= now_ms {
+        f.last_ms = now_ms;
+        let blocked_out = f.blocked_until_ms != 0 && f.blocked_until_ms <= now_ms;
+        if f.count > 0 && !blocked_out && (login_ts == f.last_login_ts || digest == f.last_password)
+        {
+            return Failure::Retry;
+        }
+        // A block that has run out starts a fresh count (but the next block is longer).
+        if blocked_out {
             f.count = 0;
             f.blocked_until_ms = 0;
         }
         f.count += 1;
-        f.last_ms = now_ms;
+        f.last_login_ts = login_ts;
+        f.last_password = digest;
         if f.count >= self.max_failures {
-            f.blocked_until_ms = now_ms + self.block_ms;
-            return true;
+            let block_ms = self
+                .first_block_ms
+                .saturating_mul(1u64 << f.blocks.min(20))
+                .min(self.max_block_ms);
+            f.blocks += 1;
+            f.blocked_until_ms = now_ms + block_ms;
+            return Failure::Blocked { block_ms };
         }
-        false
+        Failure::Counted(f.count)
     }
 
     pub fn succeed(&mut self, key: &PublicKey) {
@@ -191,17 +240,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn repeated_failures_block_a_key_for_a_while() {
-        let mut g = LoginGuard::new(3, 1000, 2);
+    fn distinct_failures_block_a_key_for_growing_times_and_retries_count_once() {
+        let mut g = LoginGuard::new(3, 1000, 3000, 2);
         let k = PublicKey([1; 32]);
-        assert!(!g.fail(k, 0));
-        assert!(!g.fail(k, 1));
-        assert!(g.fail(k, 2));
+        assert_eq!(g.fail(k, 0, 10, b"a"), Failure::Counted(1));
+        assert_eq!(
+            g.fail(k, 1, 10, b"b"),
+            Failure::Retry,
+            "same login timestamp"
+        );
+        assert_eq!(g.fail(k, 2, 11, b"a"), Failure::Retry, "same password");
+        assert_eq!(g.fail(k, 3, 12, b"c"), Failure::Counted(2));
+        assert_eq!(g.fail(k, 4, 13, b"d"), Failure::Blocked { block_ms: 1000 });
         assert!(g.is_blocked(&k, 500));
-        assert!(!g.is_blocked(&k, 1002));
-        assert!(!g.fail(k, 1003), "count restarts after the block");
-        g.fail(PublicKey([2; 32]), 5);
-        g.fail(PublicKey([3; 32]), 6);
+        assert!(!g.is_blocked(&k, 1004));
+        assert_eq!(
+            g.fail(k, 1005, 14, b"d"),
+            Failure::Counted(1),
+            "count restarts"
+        );
+        g.fail(k, 1006, 15, b"e");
+        assert_eq!(
+            g.fail(k, 1007, 16, b"f"),
+            Failure::Blocked { block_ms: 2000 }
+        );
+        g.fail(k, 3008, 17, b"g");
+        g.fail(k, 3009, 18, b"h");
+        let capped = g.fail(k, 3010, 19, b"i");
+        assert_eq!(capped, Failure::Blocked { block_ms: 3000 });
+        g.succeed(&k);
+        assert!(!g.is_blocked(&k, 3011));
+        g.fail(PublicKey([2; 32]), 5, 1, b"x");
+        g.fail(PublicKey([3; 32]), 6, 1, b"x");
         assert_eq!(g.len(), 2, "bounded");
     }
 }

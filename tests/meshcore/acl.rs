@@ -1,0 +1,339 @@
+//! Room admins and ACLs through the MeshCore side's IO shell, with a real hub (SQLite in a temp
+//! dir) and a channel in place of the radio: an admin's `setperm` over the air is stored, shown
+//! in /status, applied to logins, and still there after a restart (a new service on the same
+//! state directory); `meshroom-gw acl`'s path (the hub's ACL) reaches the running rooms.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use meshroom_gw::config;
+use meshroom_gw::hub::Hub;
+use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
+use meshroom_gw::meshcore::server::engine::{Now, Priority};
+use meshroom_gw::meshcore::service::{self, RadioLink, Received, Transmitter};
+use meshroom_gw::meshcore::wire::identity::LocalIdentity;
+use meshroom_gw::side::SideContext;
+use meshroom_gw::status::StatusBoard;
+use tokio::sync::{mpsc, watch};
+
+struct ChannelRadio(mpsc::UnboundedSender<(Vec<u8>, Priority)>);
+
+impl Transmitter for ChannelRadio {
+    fn transmit(&self, frame: Vec<u8>, priority: Priority) {
+        let _ = self.0.send((frame, priority));
+    }
+}
+
+const YAML: &str = r#"
+server:
+  name: "gw-test"
+rooms:
+  - name: "Public"
+    admin_password: "boss-pass"
+    allow_read_only: true
+meshcore:
+  first_advert_delay_s: 0.0
+  push_min_age_s: 0.0
+  push_interval_s: 0.1
+  reply_delay_s: 0.0
+"#;
+
+struct Gw {
+    hub: Hub,
+    board: StatusBoard,
+    stop: watch::Sender<bool>,
+    to_gw: mpsc::Sender<Received>,
+    from_gw: mpsc::UnboundedReceiver<(Vec<u8>, Priority)>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn start(dir: &std::path::Path) -> Gw {
+    let (mut cfg, _) = config::parse(YAML, "test.yaml").unwrap();
+    cfg.server.state_dir = dir.to_path_buf();
+    let cfg = Arc::new(cfg);
+    let hub = Hub::open(
+        &cfg.server.name,
+        dir,
+        &cfg.rooms,
+        meshroom_gw::store::writer::system_clock(),
+    )
+    .unwrap();
+    let board = StatusBoard::new(hub.clone(), cfg.clone());
+    let (stop, shutdown) = watch::channel(false);
+    let ctx = SideContext {
+        config: cfg,
+        hub: hub.clone(),
+        status: board.clone(),
+        shutdown,
+    };
+    let (to_gw, rx) = mpsc::channel(64);
+    let (out_tx, from_gw) = mpsc::unbounded_channel();
+    let handle = service::spawn(
+        &ctx,
+        meshroom_gw::settings::engine_config(&ctx.config.meshcore),
+        RadioLink {
+            rx,
+            tx: Arc::new(ChannelRadio(out_tx)),
+        },
+    )
+    .await
+    .unwrap();
+    Gw {
+        hub,
+        board,
+        stop,
+        to_gw,
+        from_gw,
+        task: handle.task,
+    }
+}
+
+fn now() -> Now {
+    Now {
+        mono_ms: START.with(|s| s.elapsed().as_millis() as u64),
+        unix: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32,
+    }
+}
+
+thread_local! {
+    static START: Instant = Instant::now();
+}
+
+/// Runs the air between the gateway and the companions until `done` or the timeout.
+async fn exchange(
+    gw: &mut Gw,
+    clients: &mut [Companion],
+    events: &mut [Vec<CompanionEvent>],
+    outs: Vec<(usize, Vec<Output>)>,
+    timeout: Duration,
+    done: impl Fn(&[Vec<CompanionEvent>]) -> bool,
+) -> Vec<Vec<u8>> {
+    let mut gw_frames = vec![];
+    let mut pending: Vec<(usize, Vec<Output>)> = outs;
+    let deadline = Instant::now() + timeout;
+    loop {
+        for (i, outs) in pending.drain(..) {
+            for o in outs {
+                match o {
+                    Output::Transmit(f) => {
+                        let _ = gw
+                            .to_gw
+                            .send(Received {
+                                bytes: f,
+                                rssi_dbm: -70,
+                                snr_db: 8.0,
+                                at: Instant::now(),
+                            })
+                            .await;
+                    }
+                    Output::Event(e) => events[i].push(e),
+                }
+            }
+        }
+        if done(events) || Instant::now() > deadline {
+            return gw_frames;
+        }
+        match tokio::time::timeout(Duration::from_millis(50), gw.from_gw.recv()).await {
+            Ok(Some((frame, _))) => {
+                for (i, c) in clients.iter_mut().enumerate() {
+                    let o = c.handle_frame(now(), &frame);
+                    pending.push((i, o));
+                }
+                gw_frames.push(frame);
+            }
+            Ok(None) => return gw_frames,
+            Err(_) => {
+                for (i, c) in clients.iter_mut().enumerate() {
+                    let o = c.tick(now());
+                    pending.push((i, o));
+                }
+            }
+        }
+    }
+}
+
+fn companion(seed: u8, name: &str) -> Companion {
+    Companion::new(
+        LocalIdentity::from_seed(&[seed; 32]),
+        name,
+        CompanionConfig::default(),
+        seed as u64,
+    )
+}
+
+fn logged_in_with(events: &[CompanionEvent]) -> Option<u8> {
+    events.iter().rev().find_map(|e| match e {
+        CompanionEvent::LoggedIn { permissions, .. } => Some(*permissions),
+        _ => None,
+    })
+}
+
+/// Waits (bounded) until `f` holds.
+async fn until(what: &str, timeout: Duration, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn setperm_over_the_air_is_stored_shown_and_kept_across_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut gw = start(dir.path()).await;
+    let mut clients = vec![companion(1, "admin"), companion(2, "bob")];
+    let mut events = vec![vec![], vec![]];
+    exchange(
+        &mut gw,
+        &mut clients,
+        &mut events,
+        vec![],
+        Duration::from_secs(5),
+        |e| {
+            e.iter().all(|ev| {
+                ev.iter()
+                    .any(|x| matches!(x, CompanionEvent::RoomDiscovered { .. }))
+            })
+        },
+    )
+    .await;
+    let public = clients[0]
+        .room_by_name("Public")
+        .expect("Public advertised")
+        .key;
+    let outs = vec![
+        (
+            0,
+            clients[0].login(now(), &public, "boss-pass", None).unwrap(),
+        ),
+        (1, clients[1].login(now(), &public, "", None).unwrap()),
+    ];
+    exchange(
+        &mut gw,
+        &mut clients,
+        &mut events,
+        outs,
+        Duration::from_secs(5),
+        |e| e.iter().all(|ev| logged_in_with(ev).is_some()),
+    )
+    .await;
+    assert_eq!(logged_in_with(&events[0]), Some(3), "admin");
+    assert_eq!(
+        logged_in_with(&events[1]),
+        Some(0),
+        "a read-only guest (allow_read_only)"
+    );
+
+    // The admin makes bob a member (read-write) over the air.
+    let bob = clients[1].public();
+    let (_, o) = clients[0]
+        .command(now(), &public, &format!("7f|setperm {} 2", bob.to_hex()))
+        .unwrap();
+    exchange(
+        &mut gw,
+        &mut clients,
+        &mut events,
+        vec![(0, o)],
+        Duration::from_secs(5),
+        |e| {
+            e[0].iter()
+                .any(|x| matches!(x, CompanionEvent::CliReply { .. }))
+        },
+    )
+    .await;
+    assert!(events[0].contains(&CompanionEvent::CliReply {
+        room: public,
+        text: "7f|OK".into()
+    }));
+    let hub = gw.hub.clone();
+    until("the ACL entry in the store", Duration::from_secs(5), || {
+        hub.acls().list("Public").unwrap() == vec![(bob.to_hex(), "read-write")]
+    })
+    .await;
+    // /status shows bob's new role among the participants.
+    let status = gw.board.status();
+    let room = &status["rooms"][0];
+    let shown = room["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["id"] == bob.to_hex())
+        .expect("bob listed")
+        .clone();
+    assert_eq!(shown["role"], "read-write");
+
+    // Restart: a new service on the same state directory.
+    let _ = gw.stop.send(true);
+    let _ = gw.task.await;
+    gw.hub.close().await;
+    let mut gw = start(dir.path()).await;
+    let mut clients = vec![companion(2, "bob"), companion(3, "carol")];
+    let mut events = vec![vec![], vec![]];
+    for c in &mut clients {
+        c.add_room(public, "Public", 0);
+    }
+    let outs = vec![
+        (0, clients[0].login(now(), &public, "", None).unwrap()),
+        (1, clients[1].login(now(), &public, "", None).unwrap()),
+    ];
+    exchange(
+        &mut gw,
+        &mut clients,
+        &mut events,
+        outs,
+        Duration::from_secs(5),
+        |e| e.iter().all(|ev| logged_in_with(ev).is_some()),
+    )
+    .await;
+    assert_eq!(
+        logged_in_with(&events[0]),
+        Some(2),
+        "bob is still a member after the restart"
+    );
+    assert_eq!(logged_in_with(&events[1]), Some(0), "carol is a guest");
+
+    // `meshroom-gw acl Public remove …` goes through the hub: the running room follows.
+    gw.hub
+        .acls()
+        .set("Public", &bob.to_hex(), None)
+        .await
+        .unwrap();
+    gw.hub
+        .acls()
+        .set("Public", &clients[1].public().to_hex(), Some("read-write"))
+        .await
+        .unwrap();
+    until(
+        "carol's role in the participants",
+        Duration::from_secs(5),
+        || {
+            gw.hub.participants().list("Public").iter().any(|p| {
+                p.id == clients[1].public().to_hex() && p.role.as_deref() == Some("read-write")
+            })
+        },
+    )
+    .await;
+    let (ts, o) = clients[1].post(now(), &public, "now I may post").unwrap();
+    exchange(
+        &mut gw,
+        &mut clients,
+        &mut events,
+        vec![(1, o)],
+        Duration::from_secs(10),
+        |e| {
+            e[1].iter()
+                .any(|x| matches!(x, CompanionEvent::PostAcked { .. }))
+        },
+    )
+    .await;
+    assert!(events[1].contains(&CompanionEvent::PostAcked {
+        room: public,
+        timestamp: ts
+    }));
+    let _ = gw.stop.send(true);
+    let _ = gw.task.await;
+    gw.hub.close().await;
+}
