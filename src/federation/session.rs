@@ -76,9 +76,10 @@ fn psk_warnings_due(
     });
     let mut due = Vec::new();
     for room in mismatched {
-        let key = (peer.to_string(), room.clone());
-        if !warned.contains_key(&key) {
-            warned.insert(key, now);
+        if let std::collections::btree_map::Entry::Vacant(e) =
+            warned.entry((peer.to_string(), room.clone()))
+        {
+            e.insert(now);
             due.push(room.clone());
         }
     }
