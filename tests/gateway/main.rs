@@ -16,3 +16,4 @@ mod http_edge;
 mod process;
 mod reload;
 mod systemd_notify;
+mod terminal_escape;
