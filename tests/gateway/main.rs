@@ -12,6 +12,7 @@ mod config_check;
 mod config_errors;
 mod dashboard_browser;
 mod dashboard_events;
+mod full_disk;
 mod http_edge;
 mod process;
 mod reload;
