@@ -86,4 +86,20 @@ mod tests {
         assert_eq!(repeated(5), " (…repeated 5 times since the last report)");
         assert_eq!(repeated(0), "");
     }
+
+    #[test]
+    fn a_burst_of_failures_is_one_line_then_one_count_a_minute() {
+        // 420 failed batches in a few seconds, as a full disk gives them.
+        let t = Throttle::per_minute();
+        let t0 = Instant::now();
+        let lines: Vec<u64> = (0..420u64)
+            .filter_map(|i| t.hit_at(t0 + Duration::from_millis(i * 10)))
+            .collect();
+        assert_eq!(lines, vec![0]);
+        // Still failing a minute on: one line carrying the count of what was held back.
+        let later = t0 + Duration::from_secs(61);
+        assert_eq!(t.hit_at(later), Some(419));
+        assert_eq!(t.hit_at(later + Duration::from_secs(1)), None);
+        assert_eq!(t.hit_at(later + Duration::from_secs(60)), Some(1));
+    }
 }

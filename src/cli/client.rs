@@ -188,7 +188,11 @@ async fn channel_command(s: &mut Session, command: ChannelCommand) -> anyhow::Re
                 };
                 let Ok(m) = decode(&key, &g) else { continue };
                 if seen.insert(repr.packet_hash()) {
-                    say(&format!("<{name}> {} {}", m.timestamp, m.full_text));
+                    say(&format!(
+                        "<{name}> {} {}",
+                        m.timestamp,
+                        crate::textsafe::escape(&m.full_text)
+                    ));
                 }
             }
             Ok(())
@@ -357,15 +361,17 @@ impl Session {
     fn room_name(&self, key: &PublicKey) -> String {
         self.companion
             .room(key)
-            .map(|r| r.name.clone())
+            .map(|r| crate::textsafe::escape_line(&r.name).into_owned())
             .unwrap_or_else(|| hex::encode(&key.0[..4]))
     }
 
     fn report(&self, e: &CompanionEvent) {
         match e {
-            CompanionEvent::RoomDiscovered { room, name } => {
-                say(&format!("room {name} {}", room.to_hex()))
-            }
+            CompanionEvent::RoomDiscovered { room, name } => say(&format!(
+                "room {} {}",
+                crate::textsafe::escape_line(name),
+                room.to_hex()
+            )),
             CompanionEvent::LoggedIn {
                 room,
                 server_time,
@@ -573,6 +579,7 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
             rooms.sort();
             say(&format!("{} rooms known:", rooms.len()));
             for (name, key) in &rooms {
+                let name = crate::textsafe::escape_line(name);
                 let now = if heard.iter().any(|h| key.0.starts_with(h)) {
                     ""
                 } else {

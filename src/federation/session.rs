@@ -56,6 +56,36 @@ pub enum Ending {
     Shutdown,
 }
 
+/// PSK-mismatch warnings given: "peer/server" + room → when. A peer that reconnects every few
+/// seconds would otherwise repeat them on every link; they come again after an hour, or at
+/// once when a room starts differing anew (a new room, another server behind the peer).
+static PSK_WARNED: Mutex<BTreeMap<(String, String), std::time::Instant>> =
+    Mutex::new(BTreeMap::new());
+const PSK_REWARN: Duration = Duration::from_secs(3600);
+
+/// The rooms of `mismatched` to warn about now for `peer`, remembering that they were.
+fn psk_warnings_due(
+    warned: &mut BTreeMap<(String, String), std::time::Instant>,
+    peer: &str,
+    mismatched: &[String],
+    now: std::time::Instant,
+) -> Vec<String> {
+    // Forget rooms that agree again (so a new disagreement is told) and anything stale.
+    warned.retain(|(p, room), at| {
+        now.saturating_duration_since(*at) < PSK_REWARN && (p != peer || mismatched.contains(room))
+    });
+    let mut due = Vec::new();
+    for room in mismatched {
+        if let std::collections::btree_map::Entry::Vacant(e) =
+            warned.entry((peer.to_string(), room.clone()))
+        {
+            e.insert(now);
+            due.push(room.clone());
+        }
+    }
+    due
+}
+
 type SubmitFuture = BoxFuture<'static, (u64, Result<Submitted, HubError>)>;
 
 /// Background writer of cursors: keeps only the newest value per room.
@@ -513,8 +543,19 @@ impl Session {
             shared = ?up.rooms.shared,
             "federation link up"
         );
-        for room in &up.rooms.psk_mismatch {
-            tracing::warn!(peer = %self.peer.label, server = %crate::textsafe::escape(&up.server), "federation: private room `{}` exists at the peer with a different PSK (or public); not shared on this link", crate::textsafe::escape(room));
+        let peer_key = format!(
+            "{:p}/{}/{}",
+            Arc::as_ptr(&self.peer),
+            self.peer.label,
+            up.server
+        );
+        for room in psk_warnings_due(
+            &mut lock(&PSK_WARNED),
+            &peer_key,
+            &up.rooms.psk_mismatch,
+            std::time::Instant::now(),
+        ) {
+            tracing::warn!(peer = %self.peer.label, server = %crate::textsafe::escape(&up.server), "federation: private room `{}` exists at the peer with a different PSK (or public); not shared on this link", crate::textsafe::escape(&room));
         }
         {
             let mut f = lock(&self.peer.figures);
@@ -645,5 +686,40 @@ impl Session {
         let _ = tokio::time::timeout(Duration::from_secs(1), self.writer).await;
         self.cursors.finish().await;
         ending
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn psk_mismatch_is_told_once_per_peer_and_room_across_reconnects() {
+        let mut warned = BTreeMap::new();
+        let t0 = std::time::Instant::now();
+        let ops = vec!["ops".to_string()];
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert_eq!(psk_warnings_due(&mut warned, "a", &ops, t0), ops);
+        // The same peer reconnecting every few seconds: nothing more.
+        for s in 1..100 {
+            assert!(psk_warnings_due(&mut warned, "a", &ops, at(s * 5)).is_empty());
+        }
+        // Another peer with the same room is its own warning.
+        assert_eq!(psk_warnings_due(&mut warned, "b", &ops, at(10)), ops);
+        // A room that starts differing is told at once, the old one not again.
+        let both = vec!["ops".to_string(), "staff".to_string()];
+        assert_eq!(
+            psk_warnings_due(&mut warned, "a", &both, at(600)),
+            vec!["staff".to_string()]
+        );
+        // Fixed, then broken again: told again.
+        assert!(psk_warnings_due(&mut warned, "a", &[], at(700)).is_empty());
+        assert_eq!(psk_warnings_due(&mut warned, "a", &ops, at(710)), ops);
+        // Still differing an hour on: a reminder.
+        assert!(psk_warnings_due(&mut warned, "a", &ops, at(710 + 3599)).is_empty());
+        assert_eq!(
+            psk_warnings_due(&mut warned, "a", &ops, at(710 + 3600)),
+            ops
+        );
     }
 }

@@ -232,7 +232,15 @@ impl State {
                 self.clocks = clocks_before;
                 self.counts = counts_before;
                 self.seen_rows = seen_before;
-                tracing::error!("store commit failed: {e}");
+                // A full disk fails every batch: one line, then a count once a minute.
+                static COMMIT_FAILED: crate::ratelog::Throttle =
+                    crate::ratelog::Throttle::per_minute();
+                if let Some(held_back) = COMMIT_FAILED.hit() {
+                    tracing::error!(
+                        "store commit failed: {e}{}",
+                        crate::ratelog::repeated(held_back)
+                    );
+                }
                 let msg = e.to_string();
                 for p in pending {
                     let err = || StoreError::Commit(msg.clone());
