@@ -515,7 +515,7 @@ fn readme_key_table_is_the_checkers_table() {
     assert_eq!(
         &readme[start..end],
         table,
-        "README's key table is stale: run `MESHROOM_BLESS=1 cargo test --test config_errors readme_key_table`"
+        "README's key table is stale: run `MESHROOM_BLESS=1 cargo test --test gateway readme_key_table`"
     );
 }
 
