@@ -96,7 +96,7 @@ pub fn routes(state: HttpState) -> BoxedFilter<(Response,)> {
                     .map(Some))
                 .unify(),
         )
-        .and(warp::addr::remote())
+        .and(crate::remote::remote())
         .and(with_state)
         .then(
             |room: String, body: Option<bytes::Bytes>, remote, state: HttpState| async move {

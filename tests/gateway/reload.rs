@@ -194,13 +194,22 @@ fn a_psk_changed_by_sighup_takes_effect_on_the_radio_and_tun_sides_at_once() {
             let radio_took = signalled.elapsed();
             let radio_login = radio_start.elapsed();
             let failed = counter(&gw, "login_failed");
-            phone.login_blind(&club_key, OLD);
-            assert!(
-                crate::common::wait_for(Duration::from_secs(10), || counter(&gw, "login_failed")
-                    > failed)
-                .await,
-                "the old password is refused after the reload"
-            );
+            // A wrong password gets no answer, so the frame may be lost on the air unnoticed
+            // (the gateway is busy pushing to the phone that just logged in): send it again, as
+            // an app retries, until the gateway has counted it.
+            let mut refused = false;
+            for _ in 0..5 {
+                phone.login_blind(&club_key, OLD);
+                if crate::common::wait_for(Duration::from_secs(4), || {
+                    counter(&gw, "login_failed") > failed
+                })
+                .await
+                {
+                    refused = true;
+                    break;
+                }
+            }
+            assert!(refused, "the old password is refused after the reload");
             eprintln!(
                 "SIGHUP → reload logged {reloaded:?}; new PSK in effect on TUN after \
                  {tun_took:?}, on the radio (login answered) after {radio_took:?} \

@@ -33,6 +33,8 @@ fn an_idle_engine_sleeps_until_its_next_advert() {
         first_advert_delay_ms: 2_000,
         advert_interval_ms: 600_000,
         flood_advert_interval_ms: 0,
+        // Not the early adverts of a new gateway: the regular period from the start.
+        early_adverts: 0,
         ..EngineConfig::default()
     };
     let mut engine = Engine::new(config, vec![setup("a", 1), setup("b", 2)], 7, at(0));
