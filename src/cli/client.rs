@@ -563,8 +563,10 @@ pub async fn run(opts: ClientOptions, command: ClientCommand) -> anyhow::Result<
                 let until = end.min(Instant::now() + again);
                 s.run_until(until, |e, _| {
                     match e {
-                        CompanionEvent::Discovered { key, .. } => heard.push(key.clone()),
-                        CompanionEvent::RoomDiscovered { room, .. } => heard.push(room.0.to_vec()),
+                        CompanionEvent::Discovered { key, .. } => note_heard(&mut heard, key),
+                        CompanionEvent::RoomDiscovered { room, .. } => {
+                            note_heard(&mut heard, &room.0)
+                        }
                         _ => {}
                     }
                     false
@@ -744,4 +746,19 @@ pub async fn client(
         params,
     };
     run(opts, action).await
+}
+
+/// Remembers a room heard by its key or a prefix of it, once: an answer with an 8-byte prefix and
+/// an advert with the whole key are the same room.
+fn note_heard(heard: &mut Vec<Vec<u8>>, key: &[u8]) {
+    if let Some(h) = heard
+        .iter_mut()
+        .find(|h| h.starts_with(key) || key.starts_with(h))
+    {
+        if key.len() > h.len() {
+            *h = key.to_vec();
+        }
+        return;
+    }
+    heard.push(key.to_vec());
 }
