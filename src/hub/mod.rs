@@ -244,6 +244,7 @@ impl Hub {
                 new.text.len()
             )));
         }
+        let fresh = new.id.is_none();
         let id = new.id.unwrap_or_else(PostId::random);
         let post = Post {
             id,
@@ -262,6 +263,7 @@ impl Hub {
             .send(WriteOp::Post {
                 post,
                 via: new.via,
+                fresh,
                 reply,
             })
             .await

@@ -67,6 +67,9 @@ pub enum WriteOp {
     Post {
         post: Post,
         via: Via,
+        /// The id was just drawn at random by the hub (the post enters the system here): it
+        /// cannot have been trimmed from history, so `seen` is not asked.
+        fresh: bool,
         reply: oneshot::Sender<Result<PostOutcome, StoreError>>,
     },
     Put {
@@ -279,9 +282,10 @@ impl State {
                 WriteOp::Post {
                     mut post,
                     via,
+                    fresh,
                     reply,
                 } => {
-                    if self.seen_rows > 0 && was_trimmed(&tx, &post)? {
+                    if !fresh && self.seen_rows > 0 && was_trimmed(&tx, &post)? {
                         pending.push(Pending::Post(reply, None));
                         continue;
                     }
