@@ -130,14 +130,27 @@ fn ingest_vs_raw(rt: &tokio::runtime::Runtime, base: &Path, fill: usize, ingest:
                 );
                 next = target;
             }
-            let t = Instant::now();
-            raw.insert(next, ingest);
-            let raw_rate = ingest as f64 / t.elapsed().as_secs_f64();
-            for &submitters in &concurrency {
+            // Interleaved in rounds, so that load from elsewhere on the machine falls on both
+            // sides of the ratio alike.
+            let rounds = 5;
+            let step = ingest.div_ceil(rounds);
+            let mut raw_s = 0.0;
+            let mut hub_s = vec![0.0; concurrency.len()];
+            let raw_first = next;
+            for round in 0..rounds {
                 let t = Instant::now();
-                submit_many(&hub, next, ingest, submitters).await;
-                let hub_rate = ingest as f64 / t.elapsed().as_secs_f64();
-                next += ingest;
+                raw.insert(raw_first + round * step, step);
+                raw_s += t.elapsed().as_secs_f64();
+                for (k, &submitters) in concurrency.iter().enumerate() {
+                    let t = Instant::now();
+                    submit_many(&hub, next, step, submitters).await;
+                    hub_s[k] += t.elapsed().as_secs_f64();
+                    next += step;
+                }
+            }
+            let raw_rate = (rounds * step) as f64 / raw_s;
+            for (k, &submitters) in concurrency.iter().enumerate() {
+                let hub_rate = (rounds * step) as f64 / hub_s[k];
                 println!(
                     "{label:<11}: hub {hub_rate:>8.0} posts/s ({submitters:>4} submitters), raw SQLite {raw_rate:>8.0} rows/s, ratio {:.2}x",
                     hub_rate / raw_rate
