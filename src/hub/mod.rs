@@ -137,12 +137,15 @@ impl Hub {
         let on_commit = {
             let fanout = fanout.clone();
             let tallies = tallies.clone();
-            Box::new(move |post: &Post, via: &Via, history: u64| {
+            Box::new(move |post: &Arc<Post>, via: &Via, history: u64| {
                 tallies.record(post, via, history);
-                let _ = fanout.send(Delivery {
-                    post: Arc::new(post.clone()),
-                    via: via.clone(),
-                });
+                // Nobody listening (no side started yet) is not an error.
+                if fanout.receiver_count() > 0 {
+                    let _ = fanout.send(Delivery {
+                        post: post.clone(),
+                        via: via.clone(),
+                    });
+                }
             })
         };
         let (writer, counts, writer_thread) =
@@ -199,6 +202,15 @@ impl Hub {
             .cloned()
     }
 
+    /// Whether `name` is a room, in any case, without copying its `RoomInfo` (the submit path).
+    fn has_room(&self, name: &str) -> bool {
+        self.inner
+            .rooms
+            .borrow()
+            .iter()
+            .any(|r| r.name == name || r.name.eq_ignore_ascii_case(name))
+    }
+
     /// The room list, updated at once when a reload changes it: sides wait on `changed()`
     /// instead of polling for new PSKs or history depths.
     pub fn watch_rooms(&self) -> watch::Receiver<Rooms> {
@@ -233,7 +245,7 @@ impl Hub {
 
     /// Stores a post and returns once it is committed (or recognised as a duplicate).
     pub async fn submit(&self, new: NewPost) -> Result<Submitted, HubError> {
-        if self.room(&new.room).is_none() {
+        if !self.has_room(&new.room) {
             return Err(HubError::UnknownRoom(new.room));
         }
         if new.text.trim().is_empty() {
@@ -245,6 +257,7 @@ impl Hub {
                 new.text.len()
             )));
         }
+        let fresh = new.id.is_none();
         let id = new.id.unwrap_or_else(PostId::random);
         let post = Post {
             id,
@@ -263,12 +276,13 @@ impl Hub {
             .send(WriteOp::Post {
                 post,
                 via: new.via,
+                fresh,
                 reply,
             })
             .await
             .map_err(|_| HubError::Closed)?;
         match answer.await.map_err(|_| HubError::Closed)?? {
-            PostOutcome::Stored(post) => Ok(Submitted::Accepted(Arc::new(post))),
+            PostOutcome::Stored(post) => Ok(Submitted::Accepted(post)),
             PostOutcome::Duplicate => Ok(Submitted::Duplicate(id)),
         }
     }

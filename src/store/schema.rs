@@ -15,16 +15,19 @@ use super::StoreError;
 pub const SCHEMA_VERSION: i64 = 2;
 
 /// Page size of a new database. Smaller pages mean fewer bytes written per small commit (a post
-/// at radio rate touches two leaf pages); existing databases keep theirs.
-pub const PAGE_SIZE: u32 = 2048;
+/// at radio rate touches two leaf pages, each a WAL frame of page + 24 bytes); existing
+/// databases keep theirs.
+pub const PAGE_SIZE: u32 = 1024;
 /// Writer page cache, KiB: the hot leaves of the room index and the id index on a Pi.
 const WRITER_CACHE_KIB: i64 = 2048;
 /// Reader page cache, KiB.
 const READER_CACHE_KIB: i64 = 1024;
-/// WAL pages after which a commit checkpoints (the WAL stays near this size).
-const WAL_AUTOCHECKPOINT_PAGES: i64 = 256;
+/// WAL pages after which a commit checkpoints (the WAL stays near this size: ~1 MiB of 1 KiB
+/// pages). A leaf rewritten by many small commits reaches the database file once per
+/// checkpoint, so a longer interval writes less to the card.
+const WAL_AUTOCHECKPOINT_PAGES: i64 = 1000;
 /// A WAL left bigger than this after a checkpoint is truncated to it.
-const JOURNAL_SIZE_LIMIT: i64 = 1 << 20;
+const JOURNAL_SIZE_LIMIT: i64 = 3 << 19;
 
 /// The federation's per-(peer, room) cursors (namespace `federation.cursor`, decimal room
 /// timestamps): version 2 changes their unit with the room clock's, so the migration scales

@@ -26,6 +26,16 @@ const SEEN_RETENTION_S: u64 = 7 * 24 * 3600;
 const SEEN_MAX_ROWS: u64 = 65_536;
 /// Rows the purge looks at per batch: expiry goes in small steps, never a long delete.
 const SEEN_PURGE_STEP: i64 = 64;
+/// Most posts a room may hold beyond its `max_history` before it is trimmed back to it (and
+/// `seen` rows beyond its cap before they are purged): trimming in steps of up to 64 posts
+/// touches the oldest leaf and the trim statements once per step instead of once per commit.
+const TRIM_STEP_MAX: u64 = 63;
+
+/// How far a room with depth `limit` may grow before it is trimmed back to `limit`: a 16th
+/// of it, at most [`TRIM_STEP_MAX`] (so a room of 15 or fewer posts is trimmed exactly).
+pub fn trim_slack(limit: u64) -> u64 {
+    (limit / 16).min(TRIM_STEP_MAX)
+}
 
 /// Wall clock in Unix microseconds; a function so tests can set it back.
 pub type WallClock = Arc<dyn Fn() -> u64 + Send + Sync>;
@@ -46,8 +56,8 @@ pub type Found = HashMap<String, (u64, u64)>;
 /// Outcome of a post write.
 #[derive(Debug)]
 pub enum PostOutcome {
-    /// Committed with this room timestamp.
-    Stored(Post),
+    /// Committed with this room timestamp (the same allocation the fan-out carries).
+    Stored(Arc<Post>),
     /// The id is in history or was trimmed from it recently; nothing written.
     Duplicate,
 }
@@ -57,6 +67,9 @@ pub enum WriteOp {
     Post {
         post: Post,
         via: Via,
+        /// The id was just drawn at random by the hub (the post enters the system here): it
+        /// cannot have been trimmed from history, so `seen` is not asked.
+        fresh: bool,
         reply: oneshot::Sender<Result<PostOutcome, StoreError>>,
     },
     Put {
@@ -80,7 +93,7 @@ pub enum WriteOp {
 }
 
 /// Called in commit order, after the commit, for every stored post.
-pub type OnCommit = Box<dyn FnMut(&Post, &Via, u64) + Send>;
+pub type OnCommit = Box<dyn FnMut(&Arc<Post>, &Via, u64) + Send>;
 
 /// Opens (or creates) the database and starts the writer thread. Returns the queue into it,
 /// and the history count and newest room timestamp per room as found, for the hub's
@@ -144,7 +157,7 @@ struct State {
 enum Pending {
     Post(
         oneshot::Sender<Result<PostOutcome, StoreError>>,
-        Option<(Post, Via)>,
+        Option<(Arc<Post>, Via)>,
     ),
     Unit(oneshot::Sender<Result<(), StoreError>>),
     Flush(oneshot::Sender<()>),
@@ -207,7 +220,8 @@ impl State {
             Ok(()) => {
                 for p in &pending {
                     if let Pending::Post(_, Some((post, via))) = p {
-                        on_commit(post, via, self.counts.get(&post.room).copied().unwrap_or(0));
+                        let history = self.counts.get(&post.room).copied().unwrap_or(0);
+                        on_commit(post, via, history);
                     }
                 }
                 for p in pending {
@@ -268,15 +282,18 @@ impl State {
         let now_us = (self.clock)();
         let now_s = now_us / US_PER_S;
         let tx = self.conn.transaction()?;
-        let mut touched: HashMap<String, u64> = HashMap::new();
+        // Per room written to: posts added, and whether it must be trimmed to its depth now
+        // (a reload shrank it) rather than when it is a step over.
+        let mut touched: HashMap<String, (u64, bool)> = HashMap::new();
         for op in batch.drain(..) {
             match op {
                 WriteOp::Post {
                     mut post,
                     via,
+                    fresh,
                     reply,
                 } => {
-                    if self.seen_rows > 0 && was_trimmed(&tx, &post)? {
+                    if !fresh && self.seen_rows > 0 && was_trimmed(&tx, &post)? {
                         pending.push(Pending::Post(reply, None));
                         continue;
                     }
@@ -288,9 +305,20 @@ impl State {
                         pending.push(Pending::Post(reply, None));
                         continue;
                     }
-                    self.clocks.insert(post.room.clone(), post.room_us);
-                    *touched.entry(post.room.clone()).or_default() += 1;
-                    pending.push(Pending::Post(reply, Some((post, via))));
+                    // The room's entries exist after its first post: no key allocation per post.
+                    match self.clocks.get_mut(&post.room) {
+                        Some(c) => *c = post.room_us,
+                        None => {
+                            self.clocks.insert(post.room.clone(), post.room_us);
+                        }
+                    }
+                    match touched.get_mut(&post.room) {
+                        Some((added, _)) => *added += 1,
+                        None => {
+                            touched.insert(post.room.clone(), (1, false));
+                        }
+                    }
+                    pending.push(Pending::Post(reply, Some((Arc::new(post), via))));
                 }
                 WriteOp::Put {
                     ns,
@@ -316,7 +344,7 @@ impl State {
                     // Rooms whose depth shrank are trimmed in this very transaction.
                     for (room, limit) in &limits {
                         if self.counts.get(room).copied().unwrap_or(0) > u64::from(*limit) {
-                            touched.entry(room.clone()).or_default();
+                            touched.entry(room.clone()).or_default().1 = true;
                         }
                     }
                     self.limits = limits;
@@ -325,11 +353,12 @@ impl State {
                 WriteOp::Close => {}
             }
         }
-        for (room, added) in touched {
+        for (room, (added, now)) in touched {
             // Every room the hub accepts posts for has a limit (sent at start and on reload).
             let limit = self.limits.get(&room).map_or(u64::MAX, |l| u64::from(*l));
             let count = self.counts.get(&room).copied().unwrap_or(0) + added;
-            if count > limit {
+            let over = count > limit.saturating_add(trim_slack(limit)) || (now && count > limit);
+            if over {
                 let excess = (count - limit) as i64;
                 // The oldest leave history; their ids are remembered for a while.
                 self.seen_rows +=
@@ -344,7 +373,7 @@ impl State {
                 )?
                 .execute(params![room, excess - 1])?;
             }
-            self.counts.insert(room, count.min(limit));
+            self.counts.insert(room, if over { limit } else { count });
         }
         self.batches += 1;
         self.seen_rows = purge_seen(&tx, self.seen_rows, self.batches, now_s)?;
@@ -365,7 +394,8 @@ fn purge_seen(
         return Ok(0);
     }
     let over = seen_rows.saturating_sub(SEEN_MAX_ROWS) as i64;
-    let removed = if over > 0 {
+    // Past the cap by a step: the oldest go in one statement, not one row per commit.
+    let removed = if over > TRIM_STEP_MAX as i64 {
         tx.prepare_cached(
             "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM seen ORDER BY rowid LIMIT ?1)",
         )?

@@ -3,3 +3,4 @@
 
 mod footprint_store;
 mod store;
+mod trim_steps;
