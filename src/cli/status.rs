@@ -172,6 +172,9 @@ fn peer_row(p: &Value) -> String {
     if let Some(err) = p["last_error"].as_str() {
         notes.push(format!("last error: {err}"));
     }
+    if let Some(note) = p["note"].as_str() {
+        notes.push(note.to_string());
+    }
     if !notes.is_empty() {
         line.push_str("\n    ");
         line.push_str(&notes.join("; "));
