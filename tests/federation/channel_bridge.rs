@@ -297,3 +297,139 @@ fn two_bridging_gateways_on_one_air_store_once_and_send_at_most_once() {
         + channel(&g2)["transmitted"].as_u64().unwrap();
     assert!((1..=2).contains(&total), "{total}");
 }
+
+/// A bridged room with a duty-cycle budget, no peers.
+fn burst_body(air: &Path) -> String {
+    format!(
+        r#"rooms:
+  - name: "Chan"
+    channel:
+      name: public
+      mode: bridge
+      max_per_minute: 4
+radio:
+  backend: sim
+  region: usa-canada
+  duty_cycle_percent: 10
+  duty_cycle_window_s: 60
+  air_dir: "{}"
+meshcore:
+  advert_interval_s: 8.0
+  first_advert_delay_s: 0.2
+  push_min_age_s: 0.0
+  push_interval_s: 0.5
+  reply_delay_s: 0.1
+"#,
+        air.display()
+    )
+}
+
+fn u(v: &Value) -> u64 {
+    v.as_u64().unwrap_or(0)
+}
+
+#[test]
+fn a_burst_of_host_posts_keeps_the_rate_limit_and_the_duty_cycle_and_acks_go_first() {
+    let _serial = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
+    let air = tempfile::tempdir().unwrap();
+    let plan = Plan::new("gb");
+    let gw = plan.start(&burst_body(air.path()));
+    // A phone logged into the room before the burst.
+    run(client(
+        &gw,
+        air.path(),
+        "rita",
+        &["login", "--room", "Chan", "--timeout", "30"],
+    ));
+
+    const BURST: usize = 100;
+    let spacing = Duration::from_secs(60 / 4);
+    let began = Instant::now();
+    // Rita posts from the air while the host's burst goes in.
+    let rita = {
+        let mut c = client(
+            &gw,
+            air.path(),
+            "rita",
+            &[
+                "post",
+                "--room",
+                "Chan",
+                "--timeout",
+                "60",
+                "rita during the burst",
+            ],
+        );
+        std::thread::spawn(move || {
+            let t = Instant::now();
+            let out = c.output().expect("run client");
+            (out, t.elapsed())
+        })
+    };
+    for i in 0..BURST {
+        gw.post("Chan", "host", &format!("burst {i}"));
+    }
+    let (out, took) = rita.join().unwrap();
+    assert!(
+        out.status.success(),
+        "rita's post got no ACK:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = gw.status();
+    println!(
+        "rita's post during a burst of {BURST} host posts: acked, `client post` took {took:?} \
+         (process start, its advert, the post and the ACK); gateway post→ACK {}",
+        st["meshcore"]["post_to_ack_ms"]
+    );
+
+    // Every post was offered to the channel: sent, waiting, or dropped at the full queue.
+    let offered = (BURST + 1) as u64;
+    assert!(wait_until(SETTLE, || {
+        let c = channel(&gw);
+        u(&c["transmitted"]) + u(&c["queued"]) + u(&c["rate_limited"]) == offered
+    }));
+    // Watch the channel send for a while: never faster than max_per_minute, never over the
+    // duty-cycle budget (every sample, whatever the machine's speed).
+    let mut samples = 0;
+    let watched = wait_until(Duration::from_secs(60), || {
+        let st = gw.status();
+        let c = &st["meshcore"]["rooms"]["Chan"]["channel"];
+        let a = &st["radio"]["airtime"];
+        let sent = u(&c["transmitted"]);
+        // At most one at once, then one per spacing (a slow machine only lengthens the time).
+        let allowed_by_rate = began.elapsed().as_secs() / spacing.as_secs() + 1;
+        assert!(
+            sent <= allowed_by_rate,
+            "{sent} sent in {:?}: {c}",
+            began.elapsed()
+        );
+        assert!(u(&a["used_ms"]) <= u(&a["allowed_ms"]), "{a}");
+        samples += 1;
+        sent >= 3
+    });
+    assert!(
+        watched,
+        "the channel sent fewer than 3 in a minute: {}",
+        channel(&gw)
+    );
+    let c = channel(&gw);
+    let st = gw.status();
+    println!(
+        "channel after the burst: transmitted {}, queued {}, rate_limited {} ({samples} samples); \
+         radio airtime {}, tx_queue {}",
+        c["transmitted"],
+        c["queued"],
+        c["rate_limited"],
+        st["radio"]["airtime"],
+        st["radio"]["tx_queue"]
+    );
+    // The queue is bounded: most of the burst was dropped and counted, not held.
+    assert!(
+        u(&c["rate_limited"]) >= offered - 32 - u(&c["transmitted"]),
+        "{c}"
+    );
+    assert!(u(&c["queued"]) <= 32, "{c}");
+    // All 101 posts are in the room, whatever the channel could carry.
+    assert_eq!(texts(&gw).len(), BURST + 1);
+}
