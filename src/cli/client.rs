@@ -103,6 +103,14 @@ pub enum ChannelCommand {
         /// A private channel's key (32 hex digits or base64).
         #[arg(long)]
         key: Option<String>,
+        /// The message's timestamp [default: now]. Sending again with the timestamp printed
+        /// by an earlier send repeats the identical packet (same name and text), which
+        /// receivers keep once — like pressing send again when nobody seemed to hear it.
+        #[arg(long)]
+        timestamp: Option<u32>,
+        /// Seconds to wait for the frame to be on the air (exit status 1 if it is not).
+        #[arg(long, default_value_t = 20.0)]
+        timeout: f64,
         text: String,
     },
     /// Print every message heard on a channel: `<channel> <timestamp> name: text`.
@@ -142,18 +150,31 @@ async fn channel_command(s: &mut Session, command: ChannelCommand) -> anyhow::Re
     use crate::meshcore::wire::packet::PacketRepr;
     use crate::meshcore::wire::payload::Payload;
     match command {
-        ChannelCommand::Send { channel, key, text } => {
+        ChannelCommand::Send {
+            channel,
+            key,
+            timestamp,
+            timeout,
+            text,
+        } => {
             let (name, key) = channel_key(&channel, key)?;
-            let now = s.now();
+            let ts = timestamp.unwrap_or(s.now().unix);
             let (full, _) = render(&s.opts.name, &text);
-            let frame = encode(&key, now.unix, &full, None).to_bytes()?;
+            let frame = encode(&key, ts, &full, None).to_bytes()?;
             s.radio
                 .transmit(frame, TxPriority::Reply)
                 .map_err(|e| anyhow::anyhow!("radio refused the frame: {e}"))?;
-            // Stay on the air until the frame has gone out.
-            s.run_until(Instant::now() + Duration::from_secs(3), |_, _| false)
-                .await;
-            say(&format!("sent on {name} (ts {})", now.unix));
+            s.queued_frames += 1;
+            // Stay on the air until the frame has gone out: leaving earlier cuts it off.
+            let timeout = Duration::from_secs_f64(if timeout.is_finite() && timeout > 0.0 {
+                timeout
+            } else {
+                0.0
+            });
+            if !s.drain(timeout).await {
+                bail!("the frame was not sent within {} s", timeout.as_secs_f64());
+            }
+            say(&format!("sent on {name} (ts {ts})"));
             Ok(())
         }
         ChannelCommand::Listen {
@@ -239,6 +260,8 @@ struct Session {
     start: Instant,
     events: Vec<CompanionEvent>,
     advertised: bool,
+    /// Frames handed to the radio (to know when all are on the air).
+    queued_frames: u64,
 }
 
 fn say(line: &str) {
@@ -285,6 +308,7 @@ impl Session {
             start: Instant::now(),
             events: Vec::new(),
             advertised: false,
+            queued_frames: 0,
         };
         Ok(s)
     }
@@ -302,11 +326,10 @@ impl Session {
     fn apply(&mut self, outs: Vec<Output>) {
         for o in outs {
             match o {
-                Output::Transmit(f) => {
-                    if let Err(e) = self.radio.transmit(f, TxPriority::Reply) {
-                        say(&format!("! radio refused a frame: {e}"));
-                    }
-                }
+                Output::Transmit(f) => match self.radio.transmit(f, TxPriority::Reply) {
+                    Ok(()) => self.queued_frames += 1,
+                    Err(e) => say(&format!("! radio refused a frame: {e}")),
+                },
                 Output::Event(e) => self.events.push(e),
             }
         }
@@ -355,6 +378,23 @@ impl Session {
                     self.apply(outs);
                 }
             }
+        }
+    }
+
+    /// Keeps the session on the air until every frame handed to the radio has been sent
+    /// (the radio's transmitted count reached it and nothing is queued), at most `timeout`.
+    async fn drain(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let sent = self.radio.driver_stats().tx_packets;
+            if sent >= self.queued_frames && self.radio.queued() == 0 {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            // The radio thread publishes its counters after each frame: poll them.
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 

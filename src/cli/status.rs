@@ -373,6 +373,9 @@ fn peer_row(p: &Value) -> (Vec<String>, Option<String>) {
     if let Some(err) = p["last_error"].as_str() {
         notes.push(format!("last error: {}", safe(err)));
     }
+    if let Some(note) = p["note"].as_str() {
+        notes.push(safe(note));
+    }
     (cells, (!notes.is_empty()).then(|| notes.join("; ")))
 }
 

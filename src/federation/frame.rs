@@ -19,6 +19,12 @@
 //! Presence (7): room:str radio:u16 ip:u16 local:u16 names:u16{kind:u8 name:str}
 //!             who is present at the sender's end of a shared room (replaces the last one)
 //! ```
+//!
+//! Protocol version 1 is still what the handshake header and Hello say: the additions since
+//! the first release (the Presence frame, author kind `channel`) are **features**, announced in
+//! the Noise handshake payloads (message 2 from the listener, message 3 from the dialer), which
+//! a first-release build sends empty and ignores. Each side sends the other only what the other
+//! announced, so mixed fleets keep working; see [`Features`].
 
 use super::codec::{Malformed, Reader, Writer};
 use crate::hub::{Author, AuthorKind, PostId};
@@ -41,6 +47,78 @@ const T_PING: u8 = 4;
 const T_PONG: u8 = 5;
 const T_BYE: u8 = 6;
 const T_PRESENCE: u8 = 7;
+/// What a peer's build understands beyond the first release of protocol 1, announced in the
+/// handshake payload as `revision:u8 features:u32` (big-endian; later revisions may append
+/// fields, which this build ignores). An empty payload — all a first-release build sends — is
+/// [`Features::NONE`]. Bits this build does not know are ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Features(u32);
+
+/// Revision of the handshake payload this build writes.
+const FEATURES_REVISION: u8 = 2;
+
+impl Features {
+    /// A first-release build: no Presence frames, no channel posts.
+    pub const NONE: Features = Features(0);
+    /// Presence frames (type 7).
+    pub const PRESENCE: Features = Features(1);
+    /// Posts whose author kind is `channel` (code 5).
+    pub const CHANNEL_POSTS: Features = Features(2);
+    /// Everything this build speaks.
+    pub const ALL: Features = Features(1 | 2);
+
+    /// Holds every feature of `f`.
+    pub fn has(self, f: Features) -> bool {
+        self.0 & f.0 == f.0
+    }
+
+    /// The features of `wanted` this set lacks.
+    pub fn missing(self, wanted: Features) -> Features {
+        Features(wanted.0 & !self.0)
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Names for logs and `/status`.
+    pub fn names(self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if self.has(Features::PRESENCE) {
+            v.push("presence");
+        }
+        if self.has(Features::CHANNEL_POSTS) {
+            v.push("channel_posts");
+        }
+        v
+    }
+
+    /// The handshake payload announcing this set; none at all for [`Features::NONE`], exactly
+    /// as a first-release build sends.
+    pub fn encode(self) -> Vec<u8> {
+        if self.is_empty() {
+            return Vec::new();
+        }
+        let mut out = vec![FEATURES_REVISION];
+        out.extend_from_slice(&self.0.to_be_bytes());
+        out
+    }
+
+    /// Reads a peer's handshake payload.
+    pub fn decode(payload: &[u8]) -> Result<Features, Malformed> {
+        if payload.is_empty() {
+            return Ok(Features::NONE);
+        }
+        let mut r = Reader::new(payload);
+        let revision = r.u8("features revision")?;
+        if revision < FEATURES_REVISION {
+            return Err(Malformed("features revision"));
+        }
+        let bits = u32::from_be_bytes(r.array::<4>("features")?);
+        Ok(Features(bits & Features::ALL.0))
+    }
+}
+
 /// Display names one presence frame carries at most (the counts stay exact).
 pub const MAX_PRESENCE_NAMES: usize = 64;
 
@@ -419,6 +497,25 @@ mod tests {
             assert!(batch.push(f));
         }
         assert_eq!(parse_batch(&batch.take()).unwrap(), frames);
+    }
+
+    #[test]
+    fn features_round_trip_and_a_first_release_payload_is_none() {
+        assert_eq!(Features::decode(&[]).unwrap(), Features::NONE);
+        assert!(Features::NONE.encode().is_empty());
+        for f in [Features::PRESENCE, Features::CHANNEL_POSTS, Features::ALL] {
+            assert_eq!(Features::decode(&f.encode()).unwrap(), f);
+        }
+        // A later revision with unknown bits and more fields: what we know is kept.
+        let later = [3, 0xff, 0xff, 0xff, 0xff, 9, 9];
+        assert_eq!(Features::decode(&later).unwrap(), Features::ALL);
+        assert!(Features::decode(&[2, 0]).is_err());
+        assert!(Features::decode(&[1, 0, 0, 0, 3]).is_err());
+        assert_eq!(
+            Features::PRESENCE.missing(Features::ALL),
+            Features::CHANNEL_POSTS
+        );
+        assert_eq!(Features::ALL.names(), ["presence", "channel_posts"]);
     }
 
     #[test]

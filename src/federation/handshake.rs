@@ -8,11 +8,15 @@
 //! The plaintext header tells the listener which pair secret to use; the whole header is the
 //! Noise prologue, so tampering with the key id or version breaks the handshake. XX means each
 //! side learns the other's static key; the PSK is what authenticates the pair.
+//!
+//! Messages 2 and 3 carry each side's [`Features`] as their (encrypted) payload: a
+//! first-release build sends them empty and ignores what it reads there, so both old and new
+//! builds complete the same handshake, and each learns what the other understands.
 
 use snow::{Builder, HandshakeState};
 use thiserror::Error;
 
-use super::frame::PROTOCOL_VERSION;
+use super::frame::{Features, PROTOCOL_VERSION};
 use super::secret::{KeyId, PeerSecret};
 
 pub const NOISE_PATTERN: &str = "Noise_XXpsk3_25519_ChaChaPoly_BLAKE2s";
@@ -26,7 +30,7 @@ pub const MAX_NOISE_MESSAGE: usize = 65535;
 pub enum HandshakeError {
     #[error("not a federation handshake")]
     NotFederation,
-    #[error("unsupported federation protocol version {0}")]
+    #[error("the peer speaks federation protocol v{0}; this server speaks v{v}: the older one needs an upgrade", v = PROTOCOL_VERSION)]
     Version(u8),
     #[error("unknown key id (no peer is configured with this secret)")]
     UnknownKeyId,
@@ -131,40 +135,54 @@ pub fn initiate(
     Ok((hs, msg))
 }
 
-/// Dialer: reads message 2, returns message 3. A handshake done here may still be refused by
-/// the listener (a wrong PSK shows only when it reads message 3).
-pub fn initiator_finish(hs: &mut HandshakeState, msg2: &[u8]) -> Result<Vec<u8>, HandshakeError> {
-    read_then_write(hs, msg2)
+/// Dialer: reads message 2 (with the listener's features), returns message 3 carrying `ours`.
+/// A handshake done here may still be refused by the listener (a wrong PSK shows only when it
+/// reads message 3).
+pub fn initiator_finish(
+    hs: &mut HandshakeState,
+    msg2: &[u8],
+    ours: Features,
+) -> Result<(Vec<u8>, Features), HandshakeError> {
+    let payload = read(hs, msg2).map_err(|_| HandshakeError::Protocol)?;
+    let theirs = Features::decode(&payload).map_err(|_| HandshakeError::Protocol)?;
+    Ok((write(hs, &ours.encode())?, theirs))
 }
 
-/// One handshake step: read the peer's message, write ours (both with empty payloads).
-fn read_then_write(hs: &mut HandshakeState, incoming: &[u8]) -> Result<Vec<u8>, HandshakeError> {
-    let mut scratch = vec![0u8; MAX_NOISE_MESSAGE];
-    hs.read_message(incoming, &mut scratch)
-        .map_err(|_| HandshakeError::Protocol)?;
+/// Reads one handshake message; returns its payload.
+fn read(hs: &mut HandshakeState, incoming: &[u8]) -> Result<Vec<u8>, snow::Error> {
+    let mut payload = vec![0u8; MAX_NOISE_MESSAGE];
+    let n = hs.read_message(incoming, &mut payload)?;
+    payload.truncate(n);
+    Ok(payload)
+}
+
+/// Writes one handshake message with `payload`.
+fn write(hs: &mut HandshakeState, payload: &[u8]) -> Result<Vec<u8>, HandshakeError> {
     let mut out = vec![0u8; MAX_NOISE_MESSAGE];
     let n = hs
-        .write_message(&[], &mut out)
+        .write_message(payload, &mut out)
         .map_err(|_| HandshakeError::Protocol)?;
     out.truncate(n);
     Ok(out)
 }
 
-/// Listener: given the secret the key id named, reads message 1 and returns message 2.
+/// Listener: given the secret the key id named, reads message 1 and returns message 2, which
+/// carries `ours`.
 pub fn respond(
     key: &StaticKey,
     secret: &PeerSecret,
     msg1_body: &[u8],
+    ours: Features,
 ) -> Result<(HandshakeState, Vec<u8>), HandshakeError> {
     let mut hs = build(key, secret, false)?;
-    let out = read_then_write(&mut hs, msg1_body)?;
+    read(&mut hs, msg1_body).map_err(|_| HandshakeError::Protocol)?;
+    let out = write(&mut hs, &ours.encode())?;
     Ok((hs, out))
 }
 
-/// Listener: reads message 3. Failure here means the dialer does not hold the pair's secret.
-pub fn responder_finish(hs: &mut HandshakeState, msg3: &[u8]) -> Result<(), HandshakeError> {
-    let mut scratch = vec![0u8; MAX_NOISE_MESSAGE];
-    hs.read_message(msg3, &mut scratch)
-        .map_err(|_| HandshakeError::SecretMismatch)?;
-    Ok(())
+/// Listener: reads message 3 and returns the dialer's features. Failure here means the dialer
+/// does not hold the pair's secret.
+pub fn responder_finish(hs: &mut HandshakeState, msg3: &[u8]) -> Result<Features, HandshakeError> {
+    let payload = read(hs, msg3).map_err(|_| HandshakeError::SecretMismatch)?;
+    Features::decode(&payload).map_err(|_| HandshakeError::Protocol)
 }

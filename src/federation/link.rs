@@ -14,7 +14,7 @@ use thiserror::Error;
 
 use super::codec::Malformed;
 use super::frame::{
-    parse_batch, Batch, ByeReason, Frame, Hello, WirePost, WirePresence, PROTOCOL_VERSION,
+    parse_batch, Batch, ByeReason, Features, Frame, Hello, WirePost, WirePresence, PROTOCOL_VERSION,
 };
 use super::handshake::{self, HandshakeError, StaticKey, MAX_NOISE_MESSAGE};
 use super::inbound::Inbound;
@@ -39,6 +39,9 @@ pub struct LinkSettings {
     /// Nothing heard for this long: the link is dead.
     pub dead_after: Duration,
     pub handshake_timeout: Duration,
+    /// What this server announces in the handshake ([`Features::ALL`]; a test plays a
+    /// first-release build with [`Features::NONE`]).
+    pub features: Features,
 }
 
 /// Why a link ended.
@@ -74,6 +77,8 @@ pub struct PeerUp {
     pub static_key: [u8; 32],
     pub role: Role,
     pub rooms: Negotiated,
+    /// What the peer's build understands; it is sent nothing else.
+    pub features: Features,
 }
 
 /// A post received from the peer, to hand to the hub; report back with [`Link::committed`].
@@ -126,6 +131,10 @@ pub struct LinkStats {
     pub posts_out: u64,
     pub dropped_hop_limit: u64,
     pub rtt: Option<Duration>,
+    /// Channel posts not sent because the peer's build does not know them.
+    pub withheld_channel_posts: u64,
+    /// Presence reports not sent because the peer's build does not know them.
+    pub withheld_presence: u64,
 }
 
 pub struct Link {
@@ -142,6 +151,8 @@ pub struct Link {
     actions: VecDeque<Action>,
     stats: LinkStats,
     peer_server: Option<String>,
+    /// Learnt in the handshake; [`Features::NONE`] until then.
+    peer_features: Features,
     close_reported: bool,
 }
 
@@ -168,6 +179,7 @@ impl Link {
             actions: VecDeque::new(),
             stats: LinkStats::default(),
             peer_server: None,
+            peer_features: Features::NONE,
             close_reported: false,
         }
     }
@@ -203,7 +215,8 @@ impl Link {
         msg1_body: &[u8],
         now: Instant,
     ) -> Result<Self, HandshakeError> {
-        let (hs, msg2) = handshake::respond(&settings.static_key, secret, msg1_body)?;
+        let (hs, msg2) =
+            handshake::respond(&settings.static_key, secret, msg1_body, settings.features)?;
         let mut link = Link::new(
             settings,
             Role::Listener,
@@ -272,15 +285,21 @@ impl Link {
         let phase = std::mem::replace(&mut self.phase, Phase::Closed);
         match phase {
             Phase::Closed => {}
-            Phase::DialerAwaitReply(mut hs) => match handshake::initiator_finish(&mut hs, msg) {
-                Ok(msg3) => {
-                    self.actions.push_back(Action::Send(msg3));
+            Phase::DialerAwaitReply(mut hs) => {
+                match handshake::initiator_finish(&mut hs, msg, self.settings.features) {
+                    Ok((msg3, theirs)) => {
+                        self.peer_features = theirs;
+                        self.actions.push_back(Action::Send(msg3));
+                        self.enter_transport(*hs);
+                    }
+                    Err(e) => self.close(e.into()),
+                }
+            }
+            Phase::ListenerAwaitFinish(mut hs) => match handshake::responder_finish(&mut hs, msg) {
+                Ok(theirs) => {
+                    self.peer_features = theirs;
                     self.enter_transport(*hs);
                 }
-                Err(e) => self.close(e.into()),
-            },
-            Phase::ListenerAwaitFinish(mut hs) => match handshake::responder_finish(&mut hs, msg) {
-                Ok(()) => self.enter_transport(*hs),
                 Err(e) => self.close(e.into()),
             },
             Phase::AwaitHello(mut transport, hh) => {
@@ -380,7 +399,8 @@ impl Link {
                 &self.settings.static_key.public,
             ),
             peer_key: hex::encode(static_key),
-        });
+        })
+        .with_peer_features(self.peer_features);
         self.peer_server = Some(hello.server.clone());
         self.phase = Phase::Up {
             transport,
@@ -394,6 +414,7 @@ impl Link {
             static_key,
             role: self.role,
             rooms: negotiated,
+            features: self.peer_features,
         }));
     }
 
@@ -454,12 +475,23 @@ impl Link {
     }
 
     /// Tells the peer who is present here in a room; only for rooms this link shares.
+    /// A peer whose build does not know presence is told nothing (counted).
     pub fn presence(&mut self, p: WirePresence) {
         if let Phase::Up { shared, .. } = &self.phase {
-            if shared.contains(&p.room) {
+            if !shared.contains(&p.room) {
+                return;
+            }
+            if self.peer_features.has(Features::PRESENCE) {
                 self.frames.push_back(Frame::Presence(p));
+            } else {
+                self.stats.withheld_presence += 1;
             }
         }
+    }
+
+    /// What the peer's build understands (known once the handshake is done).
+    pub fn peer_features(&self) -> Features {
+        self.peer_features
     }
 
     /// A post committed on this server (from any side). `via_this_link`: it came over this link.
@@ -468,6 +500,12 @@ impl Link {
             outbound.offer(post, via_this_link);
         }
         self.collect_outbound();
+    }
+
+    fn sync_withheld(&mut self) {
+        if let Phase::Up { outbound, .. } = &self.phase {
+            self.stats.withheld_channel_posts = outbound.withheld_channel_posts;
+        }
     }
 
     /// The hub's fan-out dropped deliveries for us; re-read history.
@@ -531,6 +569,7 @@ impl Link {
     }
 
     fn collect_outbound(&mut self) {
+        self.sync_withheld();
         if let Phase::Up { outbound, .. } = &mut self.phase {
             while let Some(ev) = outbound.next_event() {
                 self.actions.push_back(match ev {

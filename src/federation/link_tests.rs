@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::frame::ByeReason;
+use super::frame::{ByeReason, Features};
 use super::handshake::{parse_header, HandshakeError, StaticKey};
 use super::link::{Action, CloseReason, Link, LinkSettings, PeerUp};
 use super::rooms::LocalRoom;
@@ -13,6 +13,10 @@ use super::secret::{PeerSecret, RoomKey};
 use crate::hub::{Author, AuthorKind, Post, PostId};
 
 fn settings(server: &str) -> Arc<LinkSettings> {
+    settings_with(server, Features::ALL)
+}
+
+fn settings_with(server: &str, features: Features) -> Arc<LinkSettings> {
     Arc::new(LinkSettings {
         server: server.into(),
         static_key: StaticKey::generate().unwrap(),
@@ -22,6 +26,7 @@ fn settings(server: &str) -> Arc<LinkSettings> {
         keepalive: Duration::from_secs(2),
         dead_after: Duration::from_secs(6),
         handshake_timeout: Duration::from_secs(10),
+        features,
     })
 }
 
@@ -129,10 +134,33 @@ fn connect(
     a_secret: &str,
     b_secret: &str,
 ) -> Result<Pair, HandshakeError> {
+    connect_with(
+        a_rooms,
+        b_rooms,
+        a_secret,
+        b_secret,
+        [Features::ALL, Features::ALL],
+    )
+}
+
+/// `connect` with the features each side announces (`[dialer a, listener b]`).
+fn connect_with(
+    a_rooms: &[(&str, Option<&str>)],
+    b_rooms: &[(&str, Option<&str>)],
+    a_secret: &str,
+    b_secret: &str,
+    features: [Features; 2],
+) -> Result<Pair, HandshakeError> {
     let now = Instant::now();
     let sa = PeerSecret::new(a_secret);
     let sb = PeerSecret::new(b_secret);
-    let mut a = Link::dial(settings("a"), &sa, rooms(a_rooms), BTreeMap::new(), now)?;
+    let mut a = Link::dial(
+        settings_with("a", features[0]),
+        &sa,
+        rooms(a_rooms),
+        BTreeMap::new(),
+        now,
+    )?;
     let mut a_out = drain(&mut a);
     let msg1 = a_out.sends.remove(0);
     let (key_id, body) = parse_header(&msg1)?;
@@ -141,7 +169,7 @@ fn connect(
         return Err(HandshakeError::UnknownKeyId);
     }
     let mut b = Link::accept(
-        settings("b"),
+        settings_with("b", features[1]),
         &sb,
         rooms(b_rooms),
         BTreeMap::new(),
@@ -413,4 +441,79 @@ fn presence_goes_only_for_shared_rooms() {
     p.pump();
     assert_eq!(p.b_out.presences, vec![report("lobby")]);
     assert!(p.b_out.closes.is_empty());
+}
+
+#[test]
+fn a_first_release_peer_gets_neither_presence_nor_channel_posts_and_the_link_stays_up() {
+    use super::frame::WirePresence;
+    // Either side may be the older build: it announces nothing (empty handshake payloads,
+    // exactly what a first-release build sends) and ignores what the newer side announces.
+    for old_is_dialer in [true, false] {
+        let features = if old_is_dialer {
+            [Features::NONE, Features::ALL]
+        } else {
+            [Features::ALL, Features::NONE]
+        };
+        let mut p =
+            connect_with(&[("lobby", None)], &[("lobby", None)], "s", "s", features).unwrap();
+        assert!(p.a.is_up() && p.b.is_up());
+        let (new, new_out, old_out) = if old_is_dialer {
+            (&mut p.b, &mut p.b_out, &mut p.a_out)
+        } else {
+            (&mut p.a, &mut p.a_out, &mut p.b_out)
+        };
+        // Each side learnt what the other speaks.
+        assert_eq!(new_out.ups[0].features, Features::NONE);
+        assert_eq!(old_out.ups[0].features, Features::ALL);
+        assert_eq!(new.peer_features(), Features::NONE);
+        new.history("lobby", vec![], 4);
+        merge(new_out, drain(new));
+        new.presence(WirePresence {
+            room: "lobby".into(),
+            radio: 1,
+            ip: 0,
+            local: 0,
+            names: vec![],
+        });
+        let mut heard = post("lobby", 100, "alice: heard on Public");
+        heard.author = Author {
+            kind: AuthorKind::Channel,
+            id: "channel:alice".into(),
+            name: Some("alice".into()),
+        };
+        let mut plain = post("lobby", 101, "from the host");
+        // Posts that started at the newer side (never skipped as coming from the peer).
+        let here = if old_is_dialer { "b" } else { "a" };
+        heard.origin = here.into();
+        plain.origin = here.into();
+        new.offer(Arc::new(heard), false);
+        new.offer(Arc::new(plain.clone()), false);
+        merge(new_out, drain(new));
+        assert_eq!(new.stats().withheld_presence, 1);
+        assert_eq!(new.stats().withheld_channel_posts, 1);
+        p.pump();
+        let old_out = if old_is_dialer {
+            &mut p.a_out
+        } else {
+            &mut p.b_out
+        };
+        // Only the plain post arrives; nothing the older build would call malformed.
+        assert!(old_out.presences.is_empty());
+        assert_eq!(old_out.delivers.len(), 1, "old is dialer: {old_is_dialer}");
+        assert_eq!(old_out.delivers[0].post.id, plain.id);
+        let seq = old_out.delivers[0].seq;
+        let old = if old_is_dialer { &mut p.a } else { &mut p.b };
+        old.committed(seq);
+        let o = drain(old);
+        if old_is_dialer {
+            merge(&mut p.a_out, o);
+        } else {
+            merge(&mut p.b_out, o);
+        }
+        p.pump();
+        // The cursor moved past the withheld post too.
+        let new_out = if old_is_dialer { &p.b_out } else { &p.a_out };
+        assert_eq!(new_out.cursors.last(), Some(&("lobby".to_string(), 101)));
+        assert!(p.a_out.closes.is_empty() && p.b_out.closes.is_empty());
+    }
 }

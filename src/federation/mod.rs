@@ -78,6 +78,7 @@ pub fn spawn(ctx: &SideContext) -> anyhow::Result<Option<BoxedFilter<(Response,)
         keepalive: secs(fed.keepalive_s, 2.0),
         dead_after: secs(fed.dead_after_s, 6.0),
         handshake_timeout: Duration::from_secs(10),
+        features: frame::Features::ALL,
     };
     let manager_settings = registry::ManagerSettings {
         backoff_min: secs(fed.backoff_min_s, 1.0),

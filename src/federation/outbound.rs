@@ -18,8 +18,8 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
-use super::frame::WirePost;
-use crate::hub::Post;
+use super::frame::{Features, WirePost};
+use crate::hub::{AuthorKind, Post};
 
 /// Most posts asked of the history in one page.
 pub const MAX_PAGE: usize = 256;
@@ -79,6 +79,11 @@ pub struct Outbound {
     events: VecDeque<OutEvent>,
     /// Posts not sent because they would exceed the hop limit.
     pub skipped_hop_limit: u64,
+    /// What the peer's build understands: posts it would refuse are not sent (see
+    /// [`Outbound::with_peer_features`]).
+    peer_features: Features,
+    /// Channel posts not sent because the peer's build does not know them.
+    pub withheld_channel_posts: u64,
     /// Times a room fell back from live to history because the peer was slow.
     pub fallbacks: u64,
 }
@@ -110,6 +115,14 @@ impl Outbound {
     /// Compares origins by static key from now on (see [`Identity`]).
     pub fn with_identity(mut self, identity: Identity) -> Self {
         self.identity = Some(identity);
+        self
+    }
+
+    /// The peer's build understands only `features`: a channel post is skipped over (the cursor
+    /// moves past it, counted) for a peer that does not know channel posts — it would end the
+    /// link at the first one as malformed.
+    pub fn with_peer_features(mut self, features: Features) -> Self {
+        self.peer_features = features;
         self
     }
 
@@ -169,6 +182,8 @@ impl Outbound {
             ready: VecDeque::new(),
             events: VecDeque::new(),
             skipped_hop_limit: 0,
+            peer_features: Features::ALL,
+            withheld_channel_posts: 0,
             fallbacks: 0,
         };
         out.pump();
@@ -304,7 +319,12 @@ impl Outbound {
         if too_far && !skip {
             self.skipped_hop_limit += 1;
         }
-        if !skip && !too_far {
+        let unknown_to_peer = post.author.kind == AuthorKind::Channel
+            && !self.peer_features.has(Features::CHANNEL_POSTS);
+        if unknown_to_peer && !skip && !too_far {
+            self.withheld_channel_posts += 1;
+        }
+        if !skip && !too_far && !unknown_to_peer {
             self.last_seq += 1;
             self.ready.push_back(WirePost {
                 room: post.room.clone(),

@@ -18,7 +18,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, Notify};
 use tokio::time::Instant;
 
 use super::cursors::CURSOR_NS;
-use super::frame::ByeReason;
+use super::frame::{ByeReason, Features};
 use super::handshake::HandshakeError;
 use super::link::{Action, CloseReason, Link, PeerUp};
 use super::presence;
@@ -166,6 +166,8 @@ pub struct Session {
     seen_in: u64,
     seen_out: u64,
     seen_hop: u64,
+    /// Withheld channel posts and presence reports already added to the peer's figures.
+    seen_withheld: (u64, u64),
     ending: Option<Ending>,
     /// A close reason for the peer's WebSocket close frame.
     close_text: Option<String>,
@@ -226,6 +228,7 @@ impl Session {
             seen_in: 0,
             seen_out: 0,
             seen_hop: 0,
+            seen_withheld: (0, 0),
             ending: None,
             close_text: None,
             presence,
@@ -569,6 +572,19 @@ impl Session {
                 (up.rooms.unverified_proofs + up.rooms.psk_mismatch.len()) as u64;
             f.psk_mismatch_rooms = up.rooms.psk_mismatch.clone();
             f.links_up += 1;
+            let missing = up.features.missing(Features::ALL);
+            f.features = up.features.names();
+            f.missing_features = missing.names();
+            f.note = (!missing.is_empty()).then(|| older_build_note(missing));
+        }
+        let missing = up.features.missing(Features::ALL);
+        if !missing.is_empty() {
+            tracing::warn!(
+                peer = %self.peer.label,
+                server = %crate::textsafe::escape(&up.server),
+                "federation: {}",
+                older_build_note(missing)
+            );
         }
         let now = self.shared.hub.now();
         for room in &up.rooms.shared {
@@ -639,9 +655,12 @@ impl Session {
         f.posts_in += s.posts_in - self.seen_in;
         f.posts_out += s.posts_out - self.seen_out;
         f.dropped_hop_limit += s.dropped_hop_limit - self.seen_hop;
+        f.withheld_channel_posts += s.withheld_channel_posts - self.seen_withheld.0;
+        f.withheld_presence += s.withheld_presence - self.seen_withheld.1;
         self.seen_in = s.posts_in;
         self.seen_out = s.posts_out;
         self.seen_hop = s.dropped_hop_limit;
+        self.seen_withheld = (s.withheld_channel_posts, s.withheld_presence);
         if active {
             f.rtt_ms = s.rtt.map(|d| d.as_secs_f64() * 1000.0);
         }
@@ -687,6 +706,21 @@ impl Session {
         self.cursors.finish().await;
         ending
     }
+}
+
+/// What a peer on an older build misses, in words (log line and `/status` `note`).
+fn older_build_note(missing: Features) -> String {
+    let mut lacks = Vec::new();
+    if missing.has(Features::PRESENCE) {
+        lacks.push("presence (who is in a room here is not shown there)");
+    }
+    if missing.has(Features::CHANNEL_POSTS) {
+        lacks.push("channel posts (rooms that keep a MeshCore channel are shared without the channel's messages)");
+    }
+    format!(
+        "the peer runs an older meshroom-gw build that lacks {}; the link works without them; upgrade the peer to get them",
+        lacks.join(" and ")
+    )
 }
 
 #[cfg(test)]

@@ -84,6 +84,14 @@ pub struct PeerFigures {
     pub duplicates_in: u64,
     /// Posts from the peer that started on this very server: should stay 0 (no echo).
     pub echoes_in: u64,
+    /// What the peer's build understands beyond the first release (`presence`,
+    /// `channel_posts`), and what it lacks, with a line saying what that means.
+    pub features: Vec<&'static str>,
+    pub missing_features: Vec<&'static str>,
+    pub note: Option<String>,
+    /// Sent nothing of these because the peer's build does not know them.
+    pub withheld_channel_posts: u64,
+    pub withheld_presence: u64,
 }
 
 impl PeerFigures {
@@ -110,6 +118,11 @@ impl PeerFigures {
             dropped_hop_limit: 0,
             duplicates_in: 0,
             echoes_in: 0,
+            features: Vec::new(),
+            missing_features: Vec::new(),
+            note: None,
+            withheld_channel_posts: 0,
+            withheld_presence: 0,
         }
     }
 
@@ -151,6 +164,13 @@ impl PeerFigures {
             "dropped_hop_limit": self.dropped_hop_limit,
             "duplicates_in": self.duplicates_in,
             "echoes_in": self.echoes_in,
+            "features": self.features,
+            "missing_features": self.missing_features,
+            "note": self.note,
+            "withheld": {
+                "channel_posts": self.withheld_channel_posts,
+                "presence": self.withheld_presence,
+            },
         })
     }
 }

@@ -254,6 +254,32 @@ fn send<S: SpiTransfer, L: BoardLines>(
     listen: bool,
     busy_since: Option<Instant>,
 ) -> Result<(), DriverError> {
+    // A frame arriving right now would be cut off by CAD or by our own transmission (the chip
+    // is half-duplex): hold ours back like a busy channel, without touching the chip — whether
+    // or not listen-before-talk is on, and only until the frame's busy wait runs out.
+    let max_wait = lock(&shared.queue).max_lbt_wait;
+    let may_wait =
+        busy_since.is_none_or(|since| Instant::now().saturating_duration_since(since) < max_wait);
+    if may_wait {
+        let (arriving, error) = match drv.receiving() {
+            Ok(b) => (b, None),
+            // Put the frame back; the fault handler resets the chip.
+            Err(e) => (true, Some(e)),
+        };
+        if arriving {
+            let mut rng = lock(&shared.rng);
+            let toa = shared.lora.time_on_air(frame.len());
+            lock(&shared.queue).channel_busy(
+                frame,
+                prio,
+                busy_since,
+                Instant::now(),
+                toa,
+                &mut *rng,
+            );
+            return error.map_or(Ok(()), Err);
+        }
+    }
     if listen {
         let busy = drv.channel_busy();
         let busy = match busy {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
+use meshroom_gw::federation::frame::Features;
 use meshroom_gw::federation::handshake::StaticKey;
 use meshroom_gw::federation::link::{Action, Incoming, Link, LinkSettings};
 use meshroom_gw::federation::rooms::LocalRoom;
@@ -31,6 +32,12 @@ struct ScriptedPeer {
 
 impl ScriptedPeer {
     async fn connect(port: u16, secret: &str, window: u16) -> ScriptedPeer {
+        Self::connect_as(port, secret, window, Features::ALL).await
+    }
+
+    /// A peer announcing `features`: [`Features::NONE`] plays a first-release build (empty
+    /// handshake payloads).
+    async fn connect_as(port: u16, secret: &str, window: u16, features: Features) -> ScriptedPeer {
         let (ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/federation"))
             .await
             .expect("connect");
@@ -43,6 +50,7 @@ impl ScriptedPeer {
             keepalive: Duration::from_secs(1),
             dead_after: Duration::from_secs(60),
             handshake_timeout: Duration::from_secs(10),
+            features,
         };
         let link = Link::dial(
             Arc::new(settings),
@@ -200,4 +208,54 @@ async fn a_silent_peer_is_declared_dead_within_seconds() {
         "{p}"
     );
     drop(peer);
+}
+
+#[tokio::test]
+async fn a_peer_on_an_older_build_stays_linked_and_is_told_what_it_misses() {
+    let secret = "scripted-older-build-secret";
+    let (plan, gw) = gateway(secret);
+    let mut old = ScriptedPeer::connect_as(plan.port, secret, 16, Features::NONE).await;
+    assert!(wait_until(SETTLE, || gw.status()["peers"][0]["state"] == "connected"));
+    let p = gw.status()["peers"][0].clone();
+    assert_eq!(p["features"], serde_json::json!([]), "{p}");
+    assert_eq!(
+        p["missing_features"],
+        serde_json::json!(["presence", "channel_posts"]),
+        "{p}"
+    );
+    let note = p["note"].as_str().unwrap_or_default().to_string();
+    assert!(note.contains("older meshroom-gw build"), "{p}");
+    assert!(note.contains("upgrade the peer"), "{p}");
+    assert!(
+        p["last_error"].is_null(),
+        "not an error: the link works: {p}"
+    );
+    let log = gw.wait_for_log("older meshroom-gw build", Duration::from_secs(5));
+    assert!(log.contains("WARN"), "{log}");
+    // Ordinary posts flow as before.
+    let id = gw.post("Public", "ana", "for every build");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while old.received.is_empty() && Instant::now() < deadline {
+        old.pump(Duration::from_millis(200)).await;
+    }
+    assert_eq!(old.received.len(), 1);
+    assert_eq!(old.received[0].post.id.to_string(), id);
+    assert!(!old.closed);
+    drop(old);
+
+    // A peer on this build (another gateway: the first pinned the older peer's key): every
+    // feature, no note.
+    let (plan, gw) = gateway(secret);
+    let _current = ScriptedPeer::connect(plan.port, secret, 16).await;
+    assert!(wait_until(SETTLE, || {
+        let p = gw.status()["peers"][0].clone();
+        p["state"] == "connected" && p["missing_features"] == serde_json::json!([])
+    }));
+    let p = gw.status()["peers"][0].clone();
+    assert_eq!(
+        p["features"],
+        serde_json::json!(["presence", "channel_posts"]),
+        "{p}"
+    );
+    assert!(p["note"].is_null(), "{p}");
 }

@@ -2,19 +2,15 @@
 //! `max_history` and is then cut back to it in one statement; the trimmed ids stay duplicates;
 //! a reload that shrinks a room trims it exactly, at once.
 
-use meshroom_gw::config::{Psk, RoomConfig};
+use meshroom_gw::config::RoomConfig;
 use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, PostId, Submitted, Via};
 use meshroom_gw::store::writer::{system_clock, trim_slack};
 
 fn room(name: &str, max_history: u32) -> RoomConfig {
     RoomConfig {
         name: name.into(),
-        psk: Psk::default(),
-        description: String::new(),
         max_history,
-        group: None,
-        port: None,
-        channel: None,
+        ..RoomConfig::default()
     }
 }
 

@@ -4,5 +4,6 @@
 mod common;
 
 mod hardware_path;
+mod receiving;
 mod side;
 mod sleep;

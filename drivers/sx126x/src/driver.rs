@@ -55,6 +55,10 @@ pub struct DriverStats {
     pub spurious_irqs: u64,
     pub cad_runs: u64,
     pub cad_busy: u64,
+    /// Transmissions held back because a frame was arriving ([`Sx126x::receiving`]).
+    pub rx_busy: u64,
+    /// Preamble detections that never became a frame, cleared as stale.
+    pub stale_preambles: u64,
     /// IRQs found by polling after DIO1 gave no edge (dead or missed DIO1).
     pub missed_dio1: u64,
     /// [`Sx126x::receive_or_wake`] waits that ended on a DIO1 edge, on the caller's
@@ -131,6 +135,8 @@ pub struct Sx126x<S: SpiTransfer, L: BoardLines> {
     stats: DriverStats,
     phase: Phase,
     last_health_check: Option<Instant>,
+    /// Since when [`Sx126x::receiving`] has seen a reception under way.
+    rx_activity_since: Option<Instant>,
     /// How often an idle receiver checks chip mode and device errors (a chip that fell over
     /// gives no signal). A radio thread sleeps at most this long when nothing happens.
     pub health_interval: Duration,
@@ -145,6 +151,7 @@ impl<S: SpiTransfer, L: BoardLines> Sx126x<S, L> {
             stats: DriverStats::default(),
             phase: Phase::Uninitialised,
             last_health_check: None,
+            rx_activity_since: None,
             health_interval: DEFAULT_HEALTH_INTERVAL,
         }
     }
@@ -563,6 +570,7 @@ impl<S: SpiTransfer, L: BoardLines> Sx126x<S, L> {
         self.expect_mode("SetRx", ChipMode::Rx)?;
         self.phase = Phase::Receiving;
         self.last_health_check = None;
+        self.rx_activity_since = None;
         Ok(())
     }
 
@@ -579,6 +587,44 @@ impl<S: SpiTransfer, L: BoardLines> Sx126x<S, L> {
         }
         let irq_seen = Instant::now();
         self.handle_rx_irq(irq_seen)
+    }
+
+    /// Is a frame arriving right now, or waiting to be read? Going to standby (CAD, transmit)
+    /// would abort it: a half-duplex radio must not talk over a frame it is hearing. Checks the
+    /// latched IRQ flags as the firmware does before it transmits (MeshCore
+    /// `src/helpers/CustomSX1262.h`, `isReceiving()`: PreambleDetected or HeaderValid). A
+    /// detection that has not ended within the longest frame's time on air (a preamble of another
+    /// network whose sync word did not match, which never ends in a header error) is cleared as
+    /// stale and counted. Only meaningful while receiving; `false` otherwise.
+    pub fn receiving(&mut self) -> Result<bool, DriverError> {
+        if self.phase != Phase::Receiving {
+            self.rx_activity_since = None;
+            return Ok(false);
+        }
+        let bits = self.irq_status()?;
+        if bits == 0xFFFF {
+            return Ok(false);
+        }
+        if bits & RX_DIO1_MASK != 0 {
+            // A frame ended and is waiting for the receive path (which clears the flags).
+            self.stats.rx_busy += 1;
+            return Ok(true);
+        }
+        if bits & (irq::PREAMBLE_DETECTED | irq::HEADER_VALID) == 0 {
+            self.rx_activity_since = None;
+            return Ok(false);
+        }
+        let now = Instant::now();
+        let since = *self.rx_activity_since.get_or_insert(now);
+        let longest = self.settings.lora.time_on_air(255);
+        if now.duration_since(since) > longest {
+            self.stats.stale_preambles += 1;
+            self.rx_activity_since = None;
+            self.clear_irq(bits & (irq::PREAMBLE_DETECTED | irq::HEADER_VALID))?;
+            return Ok(false);
+        }
+        self.stats.rx_busy += 1;
+        Ok(true)
     }
 
     /// [`Sx126x::receive`] that also ends when `wakeup` is signalled, sleeping until then: no
@@ -656,6 +702,8 @@ impl<S: SpiTransfer, L: BoardLines> Sx126x<S, L> {
     }
 
     fn handle_rx_irq(&mut self, irq_seen: Instant) -> Result<Option<RxPacket>, DriverError> {
+        // Whatever was under way has ended (or is read now): a new detection starts afresh.
+        self.rx_activity_since = None;
         let bits = self.irq_status()?;
         if bits == 0xFFFF || bits & RX_IRQ_MASK == 0 {
             self.stats.spurious_irqs += 1;
