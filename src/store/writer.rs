@@ -334,10 +334,8 @@ impl State {
                     pending.push(Pending::Unit(reply));
                 }
                 WriteOp::Delete { ns, key, reply } => {
-                    tx.execute(
-                        "DELETE FROM kv WHERE ns = ?1 AND key = ?2",
-                        params![ns, key],
-                    )?;
+                    tx.prepare_cached("DELETE FROM kv WHERE ns = ?1 AND key = ?2")?
+                        .execute(params![ns, key])?;
                     pending.push(Pending::Unit(reply));
                 }
                 WriteOp::SetLimits(limits) => {
