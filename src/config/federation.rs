@@ -26,7 +26,7 @@ impl PeerConfig {
         let bytes = if text.len() == 64 {
             hex::decode(text).ok()
         } else {
-            base64_decode(text)
+            super::base64::decode(text)
         };
         match bytes.and_then(|b| <[u8; 32]>::try_from(b).ok()) {
             Some(k) => Ok(Some(k)),
@@ -168,33 +168,6 @@ fn default_max_failed_handshakes() -> u32 {
 }
 fn default_static_key() -> std::path::PathBuf {
     std::path::PathBuf::from("federation.key")
-}
-
-/// Standard base64 (with padding) to bytes; `None` when malformed.
-fn base64_decode(text: &str) -> Option<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let trimmed = text.trim_end_matches('=');
-    let mut out = Vec::with_capacity(trimmed.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in trimmed.bytes() {
-        acc = (acc << 6) | value(c)?;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]

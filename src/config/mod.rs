@@ -5,6 +5,7 @@
 //! turning parse errors into one-line messages with a "did you mean" for mistyped keys, and the
 //! checks that span sections (duplicate rooms, peers, placeholder secrets).
 
+pub mod base64;
 pub mod federation;
 pub mod http;
 pub mod locate;

@@ -218,7 +218,7 @@ impl ChannelSecret {
         if s.len() == 32 && hex::decode_to_slice(s, &mut out).is_ok() {
             return Some(out);
         }
-        let raw = base64_decode(s)?;
+        let raw = super::base64::decode(s)?;
         out.copy_from_slice(raw.get(..16).filter(|_| raw.len() == 16)?);
         Some(out)
     }
@@ -238,31 +238,6 @@ impl fmt::Display for ChannelSecret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(if self.0.is_empty() { "" } else { "<redacted>" })
     }
-}
-
-/// Standard base64 (padding optional); `None` for anything else.
-fn base64_decode(s: &str) -> Option<Vec<u8>> {
-    let s = s.trim_end_matches('=');
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' | b'-' => 62,
-            b'/' | b'_' => 63,
-            _ => return None,
-        };
-        acc = (acc << 6) | u32::from(v);
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Some(out)
 }
 
 /// The well-known Public channel's key (MeshCore's `PUBLIC_GROUP_PSK`).

@@ -74,22 +74,9 @@ fn config_key(setting: &str) -> Option<&'static str> {
     })
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
 /// `HH:MM - D/M/YYYY UTC`, the firmware's `clock` reply.
 pub fn clock_text(unix: u32) -> String {
-    let (y, m, d) = civil(i64::from(unix / 86_400));
+    let (y, m, d) = crate::timefmt::civil(i64::from(unix / 86_400));
     let rem = unix % 86_400;
     format!(
         "{:02}:{:02} - {d}/{m}/{y} UTC",
