@@ -84,8 +84,15 @@ fn unlocated(file: &str, problems: Vec<(String, String)>) -> ConfigError {
     )
 }
 
-/// Resolves a checked configuration; `Err` lists (key path, message) pairs.
-pub fn resolve(config: Config) -> Result<Settings, Vec<(String, String)>> {
+/// What the sides' rules make of a configuration: the resolved radio and room places, and every
+/// problem found on the way. One pass serves both [`resolve`] and [`problems`].
+struct Checked {
+    radio: Option<RadioSettings>,
+    tun_rooms: Vec<RoomEndpoint>,
+    problems: Vec<(String, String)>,
+}
+
+fn check(config: &Config) -> Checked {
     let mut problems = Vec::new();
     let radio = match config.radio.backend {
         config::RadioBackend::None => None,
@@ -97,14 +104,28 @@ pub fn resolve(config: Config) -> Result<Settings, Vec<(String, String)>> {
             }
         },
     };
-    let tun_rooms = match tun_rooms(&config) {
+    let tun_rooms = match tun_rooms(config) {
         Ok(rooms) => rooms,
         Err(e) => {
-            problems.extend(group_problem(&config, &e));
+            problems.extend(group_problem(config, &e));
             Vec::new()
         }
     };
-    problems.extend(channel_airtime_problems(&config, radio.as_ref()));
+    problems.extend(channel_airtime_problems(config, radio.as_ref()));
+    Checked {
+        radio,
+        tun_rooms,
+        problems,
+    }
+}
+
+/// Resolves a checked configuration; `Err` lists (key path, message) pairs.
+pub fn resolve(config: Config) -> Result<Settings, Vec<(String, String)>> {
+    let Checked {
+        radio,
+        tun_rooms,
+        problems,
+    } = check(&config);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -123,20 +144,7 @@ pub fn resolve(config: Config) -> Result<Settings, Vec<(String, String)>> {
 
 /// The side-level problems of a configuration, as (key path, message) pairs.
 pub fn problems(config: &Config) -> Vec<(String, String)> {
-    let mut out = Vec::new();
-    if config.radio.backend != config::RadioBackend::None {
-        out.extend(config.radio.resolve().err().unwrap_or_default());
-    }
-    if let Err(e) = tun_rooms(config) {
-        out.extend(group_problem(config, &e));
-    }
-    if config.radio.backend != config::RadioBackend::None {
-        out.extend(channel_airtime_problems(
-            config,
-            config.radio.resolve().ok().as_ref(),
-        ));
-    }
-    out
+    check(config).problems
 }
 
 /// The rooms' channel bindings, with their keys (the file checks already refused bad ones).

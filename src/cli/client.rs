@@ -775,7 +775,7 @@ pub async fn client(
     action: ClientCommand,
     config_path: Option<&Path>,
 ) -> anyhow::Result<()> {
-    let radio = crate::config::resolve_with(config_path, &|_| Vec::new())
+    let radio = crate::config::resolve(config_path)
         .map(|l| l.config.radio)
         .unwrap_or_default();
     let params = crate::radio::SimParams::from_config(&radio)?;

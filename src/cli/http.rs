@@ -92,7 +92,7 @@ async fn exchange(
 /// The configuration the CLI talks about: an explicit `--config` that cannot be read or has
 /// errors is an error (never a silent fallback to another gateway's address).
 pub fn load_config(config_path: Option<&Path>) -> anyhow::Result<crate::config::Config> {
-    crate::config::resolve_with(config_path, &|_| Vec::new())
+    crate::config::resolve(config_path)
         .map(|l| l.config)
         .map_err(|e| anyhow::anyhow!("{e}"))
 }

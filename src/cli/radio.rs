@@ -12,7 +12,7 @@ pub fn radio(action: RadioCommand, config_path: Option<&Path>) -> i32 {
             0
         }
         RadioCommand::Probe => {
-            let loaded = match crate::config::resolve_with(config_path, &|_| Vec::new()) {
+            let loaded = match crate::config::resolve(config_path) {
                 Ok(l) => l,
                 Err(e) => {
                     eprintln!("{e}");

@@ -177,6 +177,12 @@ pub fn resolve_with(explicit: Option<&Path>, extra: ExtraChecks) -> Result<Loade
     }
 }
 
+/// Like [`resolve_with`] with the file's own checks only: for commands that read a few keys of
+/// the configuration (`http.listen`, `radio:`) and need not judge the rest by the sides' rules.
+pub fn resolve(explicit: Option<&Path>) -> Result<Loaded, ConfigError> {
+    resolve_with(explicit, &|_| Vec::new())
+}
+
 /// Loads and checks one file (the file's own checks only).
 pub fn load_file(path: &Path) -> Result<Loaded, ConfigError> {
     load_file_with(path, &|_| Vec::new())
