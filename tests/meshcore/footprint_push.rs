@@ -2,26 +2,14 @@
 //! behind is served from the store in order with no gap, and a client logged in through a
 //! burst receives every post although many share a second.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use meshroom_gw::config;
 use meshroom_gw::hub::{Author, AuthorKind, Hub, NewPost, Via};
 use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
 use meshroom_gw::meshcore::server::engine::{Now, Priority};
-use meshroom_gw::meshcore::service::{self, RadioLink, Received, Transmitter};
+use meshroom_gw::meshcore::service::Received;
 use meshroom_gw::meshcore::wire::identity::{LocalIdentity, PublicKey};
-use meshroom_gw::side::SideContext;
-use meshroom_gw::status::StatusBoard;
 use tokio::sync::{mpsc, watch};
-
-struct ChannelRadio(mpsc::UnboundedSender<(Vec<u8>, Priority)>);
-
-impl Transmitter for ChannelRadio {
-    fn transmit(&self, frame: Vec<u8>, priority: Priority) {
-        let _ = self.0.send((frame, priority));
-    }
-}
 
 const YAML: &str = r#"
 server:
@@ -44,41 +32,13 @@ struct Gw {
 }
 
 async fn start(dir: &std::path::Path) -> Gw {
-    let (mut cfg, _) = config::parse(YAML, "test.yaml").unwrap();
-    cfg.server.state_dir = dir.to_path_buf();
-    let cfg = Arc::new(cfg);
-    let hub = Hub::open(
-        &cfg.server.name,
-        dir,
-        &cfg.rooms,
-        meshroom_gw::store::writer::system_clock(),
-    )
-    .unwrap();
-    let board = StatusBoard::new(hub.clone(), cfg.clone());
-    let (stop, shutdown) = watch::channel(false);
-    let ctx = SideContext {
-        config: cfg,
-        hub: hub.clone(),
-        status: board,
-        shutdown,
-    };
-    let (to_gw, rx) = mpsc::channel(64);
-    let (out_tx, from_gw) = mpsc::unbounded_channel();
-    service::spawn(
-        &ctx,
-        meshroom_gw::settings::engine_config(&ctx.config.meshcore),
-        RadioLink {
-            rx,
-            tx: Arc::new(ChannelRadio(out_tx)),
-        },
-    )
-    .await
-    .unwrap();
+    let gw = crate::common::InProcess::start_in(YAML, dir);
+    let radio = gw.meshcore_on_channels().await;
     Gw {
-        hub,
-        _stop: stop,
-        to_gw,
-        from_gw,
+        hub: gw.hub,
+        _stop: gw.stop,
+        to_gw: radio.to_gw,
+        from_gw: radio.from_gw,
     }
 }
 
