@@ -14,6 +14,7 @@ mod field_e2e;
 mod footprint_deadlines;
 mod footprint_push;
 mod fuzz;
+mod harness;
 mod readme;
 mod service;
 mod vectors;
