@@ -6,12 +6,12 @@
 use std::time::{Duration, Instant};
 
 use meshroom_gw::hub::Hub;
-use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
-use meshroom_gw::meshcore::server::engine::{Now, Priority};
-use meshroom_gw::meshcore::service::Received;
+use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent};
 use meshroom_gw::meshcore::wire::identity::LocalIdentity;
 use meshroom_gw::status::StatusBoard;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+use super::on_channels::{exchange, now};
 
 const YAML: &str = r#"
 server:
@@ -31,9 +31,7 @@ struct Gw {
     hub: Hub,
     board: StatusBoard,
     stop: watch::Sender<bool>,
-    to_gw: mpsc::Sender<Received>,
-    from_gw: mpsc::UnboundedReceiver<(Vec<u8>, Priority)>,
-    task: tokio::task::JoinHandle<()>,
+    radio: crate::common::ChannelRadio,
 }
 
 async fn start(dir: &std::path::Path) -> Gw {
@@ -43,76 +41,7 @@ async fn start(dir: &std::path::Path) -> Gw {
         hub: gw.hub,
         board: gw.board,
         stop: gw.stop,
-        to_gw: radio.to_gw,
-        from_gw: radio.from_gw,
-        task: radio.handle.task,
-    }
-}
-
-fn now() -> Now {
-    Now {
-        mono_ms: START.with(|s| s.elapsed().as_millis() as u64),
-        unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as u32,
-    }
-}
-
-thread_local! {
-    static START: Instant = Instant::now();
-}
-
-/// Runs the air between the gateway and the companions until `done` or the timeout.
-async fn exchange(
-    gw: &mut Gw,
-    clients: &mut [Companion],
-    events: &mut [Vec<CompanionEvent>],
-    outs: Vec<(usize, Vec<Output>)>,
-    timeout: Duration,
-    done: impl Fn(&[Vec<CompanionEvent>]) -> bool,
-) -> Vec<Vec<u8>> {
-    let mut gw_frames = vec![];
-    let mut pending: Vec<(usize, Vec<Output>)> = outs;
-    let deadline = Instant::now() + timeout;
-    loop {
-        for (i, outs) in pending.drain(..) {
-            for o in outs {
-                match o {
-                    Output::Transmit(f) => {
-                        let _ = gw
-                            .to_gw
-                            .send(Received {
-                                bytes: f,
-                                rssi_dbm: -70,
-                                snr_db: 8.0,
-                                at: Instant::now(),
-                            })
-                            .await;
-                    }
-                    Output::Event(e) => events[i].push(e),
-                }
-            }
-        }
-        if done(events) || Instant::now() > deadline {
-            return gw_frames;
-        }
-        match tokio::time::timeout(Duration::from_millis(50), gw.from_gw.recv()).await {
-            Ok(Some((frame, _))) => {
-                for (i, c) in clients.iter_mut().enumerate() {
-                    let o = c.handle_frame(now(), &frame);
-                    pending.push((i, o));
-                }
-                gw_frames.push(frame);
-            }
-            Ok(None) => return gw_frames,
-            Err(_) => {
-                for (i, c) in clients.iter_mut().enumerate() {
-                    let o = c.tick(now());
-                    pending.push((i, o));
-                }
-            }
-        }
+        radio,
     }
 }
 
@@ -148,7 +77,7 @@ async fn setperm_over_the_air_is_stored_shown_and_kept_across_a_restart() {
     let mut clients = vec![companion(1, "admin"), companion(2, "bob")];
     let mut events = vec![vec![], vec![]];
     exchange(
-        &mut gw,
+        &mut gw.radio,
         &mut clients,
         &mut events,
         vec![],
@@ -173,7 +102,7 @@ async fn setperm_over_the_air_is_stored_shown_and_kept_across_a_restart() {
         (1, clients[1].login(now(), &public, "", None).unwrap()),
     ];
     exchange(
-        &mut gw,
+        &mut gw.radio,
         &mut clients,
         &mut events,
         outs,
@@ -194,7 +123,7 @@ async fn setperm_over_the_air_is_stored_shown_and_kept_across_a_restart() {
         .command(now(), &public, &format!("7f|setperm {} 2", bob.to_hex()))
         .unwrap();
     exchange(
-        &mut gw,
+        &mut gw.radio,
         &mut clients,
         &mut events,
         vec![(0, o)],
@@ -228,7 +157,7 @@ async fn setperm_over_the_air_is_stored_shown_and_kept_across_a_restart() {
 
     // Restart: a new service on the same state directory.
     let _ = gw.stop.send(true);
-    let _ = gw.task.await;
+    let _ = gw.radio.handle.task.await;
     gw.hub.close().await;
     let mut gw = start(dir.path()).await;
     let mut clients = vec![companion(2, "bob"), companion(3, "carol")];
@@ -241,7 +170,7 @@ async fn setperm_over_the_air_is_stored_shown_and_kept_across_a_restart() {
         (1, clients[1].login(now(), &public, "", None).unwrap()),
     ];
     exchange(
-        &mut gw,
+        &mut gw.radio,
         &mut clients,
         &mut events,
         outs,
@@ -279,7 +208,7 @@ async fn setperm_over_the_air_is_stored_shown_and_kept_across_a_restart() {
     .await;
     let (ts, o) = clients[1].post(now(), &public, "now I may post").unwrap();
     exchange(
-        &mut gw,
+        &mut gw.radio,
         &mut clients,
         &mut events,
         vec![(1, o)],
@@ -295,6 +224,6 @@ async fn setperm_over_the_air_is_stored_shown_and_kept_across_a_restart() {
         timestamp: ts
     }));
     let _ = gw.stop.send(true);
-    let _ = gw.task.await;
+    let _ = gw.radio.handle.task.await;
     gw.hub.close().await;
 }

@@ -15,6 +15,7 @@ mod footprint_deadlines;
 mod footprint_push;
 mod fuzz;
 mod harness;
+mod on_channels;
 mod readme;
 mod service;
 mod vectors;

@@ -2,15 +2,15 @@
 //! of the radio: radio posts are committed before their ACK, host posts reach radio clients
 //! with their author shown, and a restart keeps identities, history, clocks and sync state.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use meshroom_gw::hub::{Author, AuthorKind, NewPost, Via};
-use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent, Output};
-use meshroom_gw::meshcore::server::engine::Now;
+use meshroom_gw::meshcore::companion::{Companion, CompanionConfig, CompanionEvent};
 use meshroom_gw::meshcore::wire::identity::LocalIdentity;
 use meshroom_gw::meshcore::wire::packet::{PacketRepr, PayloadType};
 use meshroom_gw::meshcore::wire::payload::Payload;
 
+use super::on_channels::{exchange, now};
 use crate::common::{ChannelRadio, InProcess};
 
 const YAML: &str = r#"
@@ -39,63 +39,6 @@ async fn start(dir: &std::path::Path) -> Gw {
     Gw { gw, radio }
 }
 
-fn now() -> Now {
-    Now {
-        mono_ms: START.with(|s| s.elapsed().as_millis() as u64),
-        unix: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as u32,
-    }
-}
-
-thread_local! {
-    static START: Instant = Instant::now();
-}
-
-/// Runs the air between the gateway and the companions until `done` or the timeout.
-async fn exchange(
-    gw: &mut Gw,
-    clients: &mut [Companion],
-    events: &mut [Vec<CompanionEvent>],
-    outs: Vec<(usize, Vec<Output>)>,
-    timeout: Duration,
-    done: impl Fn(&[Vec<CompanionEvent>]) -> bool,
-) -> Vec<Vec<u8>> {
-    let mut gw_frames = vec![];
-    let mut pending: Vec<(usize, Vec<Output>)> = outs;
-    let deadline = Instant::now() + timeout;
-    loop {
-        for (i, outs) in pending.drain(..) {
-            for o in outs {
-                match o {
-                    Output::Transmit(f) => gw.radio.receive(f).await,
-                    Output::Event(e) => events[i].push(e),
-                }
-            }
-        }
-        if done(events) || Instant::now() > deadline {
-            return gw_frames;
-        }
-        match tokio::time::timeout(Duration::from_millis(50), gw.radio.from_gw.recv()).await {
-            Ok(Some((frame, _))) => {
-                for (i, c) in clients.iter_mut().enumerate() {
-                    let o = c.handle_frame(now(), &frame);
-                    pending.push((i, o));
-                }
-                gw_frames.push(frame);
-            }
-            Ok(None) => return gw_frames,
-            Err(_) => {
-                for (i, c) in clients.iter_mut().enumerate() {
-                    let o = c.tick(now());
-                    pending.push((i, o));
-                }
-            }
-        }
-    }
-}
-
 fn companion(seed: u8, name: &str) -> Companion {
     Companion::new(
         LocalIdentity::from_seed(&[seed; 32]),
@@ -113,7 +56,7 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
     let mut events = vec![vec![], vec![]];
     // Rooms advert at start; both companions learn them.
     exchange(
-        &mut gw,
+        &mut gw.radio,
         &mut clients,
         &mut events,
         vec![],
@@ -140,7 +83,7 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
         (1, clients[1].login(now(), &public, "x", None).unwrap()),
     ];
     exchange(
-        &mut gw,
+        &mut gw.radio,
         &mut clients,
         &mut events,
         outs,
@@ -157,7 +100,7 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
 
     let (ts, o) = clients[0].post(now(), &public, "over the air").unwrap();
     exchange(
-        &mut gw,
+        &mut gw.radio,
         &mut clients,
         &mut events,
         vec![(0, o)],
@@ -200,7 +143,7 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
         })
         .await
         .unwrap();
-    exchange(&mut gw, &mut clients, &mut events, vec![], Duration::from_secs(10), |e| {
+    exchange(&mut gw.radio, &mut clients, &mut events, vec![], Duration::from_secs(10), |e| {
         e.iter().all(|ev| ev.iter().any(|x| matches!(x, CompanionEvent::Pushed { text, .. } if text == "carol: from the host")))
     })
     .await;
@@ -244,7 +187,7 @@ async fn radio_posts_are_committed_then_acked_and_host_posts_are_pushed_with_the
     let mut fresh = vec![companion(3, "carol")];
     let mut ev3 = vec![vec![]];
     let frames = exchange(
-        &mut gw,
+        &mut gw.radio,
         &mut fresh,
         &mut ev3,
         vec![],
