@@ -124,7 +124,7 @@ fn peer(port: u16, secret: &str) -> PeerConfig {
 
 fn new_post(text: &str) -> NewPost {
     NewPost {
-        id: Some(PostId::random()),
+        id: Some(PostId::fresh()),
         room: ROOM.to_string(),
         author: Author {
             kind: AuthorKind::Local,
@@ -220,7 +220,7 @@ fn main() {
         // 0. Backlog relay: A holds posts before B and C exist; B and C start, catch up from
         //    A's history through B, and we time until C has committed them all. This is the
         //    relay alone, not bounded by how fast A ingests.
-        let backlog: Vec<PostId> = (0..posts).map(|_| PostId::random()).collect();
+        let backlog: Vec<PostId> = (0..posts).map(|_| PostId::fresh()).collect();
         {
             let mut in_flight = FuturesUnordered::new();
             for id in &backlog {
@@ -257,7 +257,7 @@ fn main() {
         }
 
         // 1. Throughput: submit at A with many in flight (A's group commit), until C has all.
-        let ids: Vec<PostId> = (0..posts).map(|_| PostId::random()).collect();
+        let ids: Vec<PostId> = (0..posts).map(|_| PostId::fresh()).collect();
         let start = Instant::now();
         let mut in_flight = FuturesUnordered::new();
         for id in &ids {
@@ -318,7 +318,7 @@ fn main() {
         // 3. The limit: raw snow at the size of one relayed post's frame.
         let frame = Frame::Post(WirePost {
             room: ROOM.into(),
-            id: PostId::random(),
+            id: PostId::fresh(),
             origin: "A".into(),
             author: Author {
                 kind: AuthorKind::Local,

@@ -73,7 +73,7 @@ fn drain(link: &mut Link) -> Out {
 
 fn post(room: &str, ts: u64, text: &str) -> Post {
     Post {
-        id: PostId::random(),
+        id: PostId::fresh(),
         room: room.into(),
         author: Author {
             kind: AuthorKind::Ip,

@@ -417,7 +417,7 @@ mod tests {
 
     fn post(room: &str, ts: u64, origin: &str, hops: u8) -> Post {
         Post {
-            id: PostId::random(),
+            id: PostId::fresh(),
             room: room.into(),
             author: Author {
                 kind: AuthorKind::Local,

@@ -258,7 +258,7 @@ impl Hub {
             )));
         }
         let fresh = new.id.is_none();
-        let id = new.id.unwrap_or_else(PostId::random);
+        let id = new.id.unwrap_or_else(PostId::fresh);
         let post = Post {
             id,
             room: new.room,

@@ -1,12 +1,14 @@
-//! Durable storage in SQLite: posts (trimmed to each room's `max_history`; the room clock is
-//! their newest timestamp), ids recently trimmed from history, and the small key-value state of
-//! the sides.
+//! Durable storage in SQLite: posts, one table per room (`rooms`; trimmed to each room's
+//! `max_history`; the room clock is their newest timestamp), the ids of history and of posts
+//! recently trimmed from it (`ids`, the dedup), and the small key-value state of the sides.
 //!
 //! All writes go through one writer thread (`writer`) that commits in groups: whatever arrived
 //! while the previous commit was on its way to disk goes into the next transaction, so a burst
 //! costs one fsync, not one per post. Reads use their own connection (WAL lets them run beside
 //! the writer).
 
+pub mod ids;
+pub mod rooms;
 pub mod schema;
 pub mod writer;
 
@@ -109,31 +111,45 @@ impl Reader {
         after_us: u64,
         limit: usize,
     ) -> Result<Vec<Post>, StoreError> {
-        self.with(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, room, room_ts, author_kind, author_id, author_name, origin, author_ts, text, hops
-                 FROM posts WHERE room = ?1 AND room_ts > ?2 ORDER BY room_ts ASC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(
-                params![room, after_us.min(i64::MAX as u64) as i64, limit as i64],
-                row_to_post,
-            )?;
-            rows.filter_map(|r| r.transpose()).collect()
-        })
+        self.room_query(
+            room,
+            "WHERE room_us > ?1 ORDER BY room_us ASC LIMIT ?2",
+            after_us.min(i64::MAX as u64) as i64,
+            limit,
+        )
     }
 
     /// The newest `limit` posts of `room`, oldest first.
     pub fn recent(&self, room: &str, limit: usize) -> Result<Vec<Post>, StoreError> {
-        let mut posts = self.with(|c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT id, room, room_ts, author_kind, author_id, author_name, origin, author_ts, text, hops
-                 FROM posts WHERE room = ?1 ORDER BY room_ts DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![room, limit as i64], row_to_post)?;
-            rows.filter_map(|r| r.transpose()).collect::<rusqlite::Result<Vec<_>>>()
-        })?;
+        let mut posts =
+            self.room_query(room, "WHERE ?1 ORDER BY room_us DESC LIMIT ?2", 1, limit)?;
         posts.reverse();
         Ok(posts)
+    }
+
+    /// Posts of `room`'s table selected by `filter` (`?1`: `arg`, `?2`: `limit`); a room that
+    /// never had a post has none.
+    fn room_query(
+        &self,
+        room: &str,
+        filter: &str,
+        arg: i64,
+        limit: usize,
+    ) -> Result<Vec<Post>, StoreError> {
+        self.with(|c| {
+            let Some(tab) = rooms::lookup(c, room)? else {
+                return Ok(Vec::new());
+            };
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT room_us, {} FROM {} {filter}",
+                rooms::COLUMNS,
+                rooms::table(tab)
+            ))?;
+            let rows = stmt.query_map(params![arg, limit.min(i64::MAX as usize) as i64], |r| {
+                row_to_post(room, r)
+            })?;
+            rows.filter_map(|r| r.transpose()).collect()
+        })
     }
 
     pub fn kv_get(&self, ns: &str, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -157,30 +173,31 @@ impl Reader {
     }
 }
 
-/// A row of `posts`; rows written by a newer version with an unknown author kind are skipped.
-fn row_to_post(r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Post>> {
-    let id: Vec<u8> = r.get(0)?;
-    let kind: String = r.get(3)?;
+/// A row of a room table (`room_us` then [`rooms::COLUMNS`]); rows written by a newer version
+/// with an unknown author kind are skipped.
+fn row_to_post(room: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<Option<Post>> {
+    let id: Vec<u8> = r.get(1)?;
+    let kind: String = r.get(2)?;
     let (Ok(id), Some(kind)) = (
         <[u8; 16]>::try_from(id.as_slice()),
         AuthorKind::parse(&kind),
     ) else {
         return Ok(None);
     };
-    let room_us = r.get::<_, i64>(2)?.max(0) as u64;
+    let room_us = r.get::<_, i64>(0)?.max(0) as u64;
     Ok(Some(Post {
         id: PostId(id),
-        room: r.get(1)?,
+        room: room.to_string(),
         room_ts: room_us / crate::post::US_PER_S,
         room_us,
         author: Author {
             kind,
-            id: r.get(4)?,
-            name: r.get(5)?,
+            id: r.get(3)?,
+            name: r.get(4)?,
         },
-        origin: r.get(6)?,
-        author_ts: r.get::<_, i64>(7)? as u64,
-        text: r.get(8)?,
-        hops: r.get::<_, i64>(9)?.clamp(0, 255) as u8,
+        origin: r.get(5)?,
+        author_ts: r.get::<_, i64>(6)? as u64,
+        text: r.get(7)?,
+        hops: r.get::<_, i64>(8)?.clamp(0, 255) as u8,
     }))
 }

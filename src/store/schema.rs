@@ -6,22 +6,26 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use super::StoreError;
+use super::{ids, rooms, StoreError};
 
 /// Bumped when the schema changes; an unknown newer version is refused.
 /// 1: room timestamps in seconds, every id ever seen in `seen`, a `room_clock` row per room.
 /// 2: room timestamps in microseconds, posts clustered by (room, room_ts) with a unique id
 ///    index (dedup), `seen` only for ids trimmed from history, the clock from `max(room_ts)`.
-pub const SCHEMA_VERSION: i64 = 2;
+/// 3: a history table per room keyed by room time (`rooms`), the ids of history in `post_ids`
+///    written in sorted groups (`ids`), a `posts` view for inspection.
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// Page size of a new database. Smaller pages mean fewer bytes written per small commit (a post
-/// at radio rate touches two leaf pages, each a WAL frame of page + 24 bytes); existing
-/// databases keep theirs.
+/// at radio rate touches one leaf page, a WAL frame of page + 24 bytes); existing databases
+/// keep theirs.
 pub const PAGE_SIZE: u32 = 1024;
-/// Writer page cache, KiB: the hot leaves of the room index and the id index on a Pi.
+/// Writer page cache, KiB: the hot leaves of the room tables and the id index on a Pi.
 const WRITER_CACHE_KIB: i64 = 2048;
 /// Reader page cache, KiB.
 const READER_CACHE_KIB: i64 = 1024;
+/// Prepared statements kept per connection: a few per room table.
+const STATEMENT_CACHE: usize = 256;
 /// WAL pages after which a commit checkpoints (the WAL stays near this size: ~1 MiB of 1 KiB
 /// pages). A leaf rewritten by many small commits reaches the database file once per
 /// checkpoint, so a longer interval writes less to the card.
@@ -36,26 +40,6 @@ const FEDERATION_CURSOR_NS: &str = "federation.cursor";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
--- Clustered by room and room clock (microseconds, strictly increasing per room): a history
--- read is one range scan, a new post appends to its room's last leaf.
-CREATE TABLE IF NOT EXISTS posts (
-    room TEXT NOT NULL,
-    room_ts INTEGER NOT NULL,
-    id BLOB NOT NULL,
-    author_kind TEXT NOT NULL,
-    author_id TEXT NOT NULL,
-    author_name TEXT,
-    origin TEXT NOT NULL,
-    author_ts INTEGER NOT NULL,
-    text TEXT NOT NULL,
-    hops INTEGER NOT NULL,
-    PRIMARY KEY (room, room_ts)
-) WITHOUT ROWID;
--- Dedup of everything in history: a second copy of an id is refused by this index.
-CREATE UNIQUE INDEX IF NOT EXISTS posts_by_id ON posts (id);
--- Ids trimmed from history, remembered for a bounded window so a peer offering one again is
--- still recognised. Row order is trim order, so the oldest go first in small steps.
-CREATE TABLE IF NOT EXISTS seen (id BLOB NOT NULL UNIQUE, at INTEGER NOT NULL);
 -- Durable state of the sides: client sync state, peer cursors, advert clocks.
 CREATE TABLE IF NOT EXISTS kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key));
 ";
@@ -77,6 +61,7 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, StoreError> {
     let existing: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
         .map_err(unreadable)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     if !write {
         conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
             .map_err(unreadable)?;
@@ -103,8 +88,16 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, StoreError> {
         if version < 2 {
             migrate_v1(&conn).map_err(unreadable)?;
         }
+        if version < 3 {
+            migrate_v2(&conn).map_err(unreadable)?;
+        }
     }
     conn.execute_batch(SCHEMA).map_err(unreadable)?;
+    conn.execute_batch(rooms::CATALOGUE).map_err(unreadable)?;
+    conn.execute_batch(ids::SCHEMA).map_err(unreadable)?;
+    if existing == 0 {
+        rooms::rebuild_view(&conn).map_err(unreadable)?;
+    }
     conn.execute(
         "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?1)",
         [SCHEMA_VERSION.to_string()],
@@ -142,6 +135,50 @@ fn migrate_v1(conn: &Connection) -> rusqlite::Result<()> {
          COMMIT;"
     ))
     .inspect_err(|_| {
+        let _ = conn.execute_batch("ROLLBACK");
+    })
+}
+
+/// Version 2 → 3, in one transaction: each room's posts move to a table of their own (in
+/// room-time order), their ids to `post_ids` (in id order), and the clustered `posts` table and
+/// its id index give way to the `posts` view.
+fn migrate_v2(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    let result = (|| {
+        conn.execute_batch(rooms::CATALOGUE)?;
+        conn.execute_batch(ids::SCHEMA)?;
+        let names: Vec<String> = {
+            let mut stmt = conn.prepare("SELECT DISTINCT room FROM posts ORDER BY room")?;
+            let rows = stmt.query_map([], |r| r.get(0))?;
+            rows.collect::<rusqlite::Result<_>>()?
+        };
+        for (i, name) in names.iter().enumerate() {
+            let tab = i as i64 + 1;
+            rooms::create(conn, name, tab)?;
+            conn.execute(
+                &format!(
+                    "INSERT INTO {} (room_us, {cols}) SELECT room_ts, {cols} FROM posts
+                     WHERE room = ?1 ORDER BY room_ts",
+                    rooms::table(tab),
+                    cols = rooms::COLUMNS
+                ),
+                [name],
+            )?;
+            conn.execute(
+                "UPDATE rooms SET ids_through =
+                   (SELECT coalesce(max(room_ts), 0) FROM posts WHERE room = ?1) WHERE tab = ?2",
+                rusqlite::params![name, tab],
+            )?;
+        }
+        conn.execute_batch(
+            "INSERT OR IGNORE INTO post_ids (id) SELECT id FROM posts ORDER BY id;
+             DROP INDEX IF EXISTS posts_by_id;
+             DROP TABLE posts;",
+        )?;
+        rooms::rebuild_view(conn)?;
+        conn.execute_batch("COMMIT")
+    })();
+    result.inspect_err(|_| {
         let _ = conn.execute_batch("ROLLBACK");
     })
 }

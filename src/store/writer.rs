@@ -9,26 +9,20 @@ use std::path::Path;
 use std::sync::Arc;
 
 use rusqlite::{params, Connection, Transaction};
+
 use tokio::sync::{mpsc, oneshot};
 
-use super::{schema, StoreError};
+use super::ids::Dedup;
+use super::{rooms, schema, StoreError};
 use crate::post::{next_room_us, Post, Via, US_PER_S};
 
 /// Most requests one transaction takes: bounds the latency a single commit adds.
 const MAX_BATCH: usize = 4096;
 /// Queue length in front of the writer; submitters wait (backpressure) beyond it.
 const QUEUE: usize = 16_384;
-/// How long an id is remembered after its post left history: a peer re-offers posts from its
-/// cursor (the federation's catch-up), which trails what it sent by little; a week covers a
-/// peer that was away for days.
-const SEEN_RETENTION_S: u64 = 7 * 24 * 3600;
-/// Trimmed ids remembered at most; beyond it the oldest go first.
-const SEEN_MAX_ROWS: u64 = 65_536;
-/// Rows the purge looks at per batch: expiry goes in small steps, never a long delete.
-const SEEN_PURGE_STEP: i64 = 64;
-/// Most posts a room may hold beyond its `max_history` before it is trimmed back to it (and
-/// `seen` rows beyond its cap before they are purged): trimming in steps of up to 64 posts
-/// touches the oldest leaf and the trim statements once per step instead of once per commit.
+/// Most posts a room may hold beyond its `max_history` before it is trimmed back to it:
+/// trimming in steps of up to 64 posts touches the oldest leaf and the trim statements once per
+/// step instead of once per commit.
 const TRIM_STEP_MAX: u64 = 63;
 
 /// How far a room with depth `limit` may grow before it is trimmed back to `limit`: a 16th
@@ -144,12 +138,36 @@ struct State {
     conn: Connection,
     clock: WallClock,
     limits: HashMap<String, u32>,
-    /// Newest room timestamp (µs) per room: `max(room_ts)` at start, then every commit's.
-    clocks: HashMap<String, u64>,
-    counts: HashMap<String, u64>,
-    /// Rows in `seen`.
-    seen_rows: u64,
-    batches: u64,
+    rooms: HashMap<String, Room>,
+    /// Number of the next room table.
+    next_tab: i64,
+    dedup: Dedup,
+}
+
+/// What the writer knows of a room with a history table.
+#[derive(Clone)]
+struct Room {
+    tab: i64,
+    /// Newest room timestamp (µs): `max(room_us)` at start, then every commit's.
+    clock: u64,
+    count: u64,
+    insert: Arc<str>,
+}
+
+impl Room {
+    fn new(tab: i64) -> Room {
+        Room {
+            tab,
+            clock: 0,
+            count: 0,
+            insert: format!(
+                "INSERT INTO {} (room_us, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                rooms::table(tab),
+                rooms::COLUMNS
+            )
+            .into(),
+        }
+    }
 }
 
 // Posts are the common case; boxing them would cost an allocation per post.
@@ -169,58 +187,50 @@ impl State {
         clock: WallClock,
         limits: HashMap<String, u32>,
     ) -> Result<State, StoreError> {
-        let mut clocks = HashMap::new();
-        let mut counts = HashMap::new();
-        {
-            // One walk of the (room, room_ts) key: the count and the clock of every room.
-            let mut stmt =
-                conn.prepare("SELECT room, count(*), max(room_ts) FROM posts GROUP BY room")?;
-            let rows = stmt.query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, i64>(2)?,
-                ))
-            })?;
-            for row in rows {
-                let (room, n, last) = row?;
-                clocks.insert(room.clone(), last.max(0) as u64);
-                counts.insert(room, n.max(0) as u64);
-            }
+        let mut rooms = HashMap::new();
+        let mut next_tab = 1;
+        for e in rooms::all(&conn)? {
+            // One walk of each room table: its count and its clock.
+            let (n, last): (i64, Option<i64>) = conn.query_row(
+                &format!("SELECT count(*), max(room_us) FROM {}", rooms::table(e.tab)),
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            let mut room = Room::new(e.tab);
+            room.count = n.max(0) as u64;
+            room.clock = last.unwrap_or(0).max(0) as u64;
+            next_tab = next_tab.max(e.tab + 1);
+            rooms.insert(e.name, room);
         }
-        let seen_rows: i64 = conn.query_row("SELECT count(*) FROM seen", [], |r| r.get(0))?;
+        let dedup = Dedup::load(&conn)?;
         Ok(State {
             conn,
             clock,
             limits,
-            clocks,
-            counts,
-            seen_rows: seen_rows.max(0) as u64,
-            batches: 0,
+            rooms,
+            next_tab,
+            dedup,
         })
     }
 
     fn found(&self) -> Found {
-        self.counts
+        self.rooms
             .iter()
-            .map(|(room, n)| {
-                let newest = self.clocks.get(room).copied().unwrap_or(0) / US_PER_S;
-                (room.clone(), (*n, newest))
-            })
+            .filter(|(_, r)| r.count > 0)
+            .map(|(name, r)| (name.clone(), (r.count, r.clock / US_PER_S)))
             .collect()
     }
 
     fn run_batch(&mut self, batch: &mut Vec<WriteOp>, on_commit: &mut OnCommit) {
         let mut pending = Vec::with_capacity(batch.len());
-        let clocks_before = self.clocks.clone();
-        let counts_before = self.counts.clone();
-        let seen_before = self.seen_rows;
+        let rooms_before = self.rooms.clone();
+        let next_tab_before = self.next_tab;
         let result = self.write(batch, &mut pending);
         match result {
             Ok(()) => {
                 for p in &pending {
                     if let Pending::Post(_, Some((post, via))) = p {
-                        let history = self.counts.get(&post.room).copied().unwrap_or(0);
+                        let history = self.rooms.get(&post.room).map_or(0, |r| r.count);
                         on_commit(post, via, history);
                     }
                 }
@@ -242,17 +252,24 @@ impl State {
                 }
             }
             Err(e) => {
-                // Nothing of this batch is on disk: forget its clock steps and tell every caller.
-                self.clocks = clocks_before;
-                self.counts = counts_before;
-                self.seen_rows = seen_before;
+                // Nothing of this batch is on disk: forget its clock steps and new rooms, read
+                // the waiting ids back, and tell every caller.
+                self.rooms = rooms_before;
+                self.next_tab = next_tab_before;
+                let reloaded = self.dedup.reload(&self.conn);
                 // A full disk fails every batch: one line, then a count once a minute.
                 static COMMIT_FAILED: crate::ratelog::Throttle =
                     crate::ratelog::Throttle::per_minute();
                 if let Some(held_back) = COMMIT_FAILED.hit() {
                     tracing::error!(
-                        "store commit failed: {e}{}",
-                        crate::ratelog::repeated(held_back)
+                        "store commit failed: {e}{}{}",
+                        crate::ratelog::repeated(held_back),
+                        reloaded
+                            .err()
+                            .map(|e| format!(
+                                " (and the ids waiting for the index could not be read back: {e})"
+                            ))
+                            .unwrap_or_default()
                     );
                 }
                 let msg = e.to_string();
@@ -285,6 +302,7 @@ impl State {
         // Per room written to: posts added, and whether it must be trimmed to its depth now
         // (a reload shrank it) rather than when it is a step over.
         let mut touched: HashMap<String, (u64, bool)> = HashMap::new();
+        let mut closing = false;
         for op in batch.drain(..) {
             match op {
                 WriteOp::Post {
@@ -293,25 +311,25 @@ impl State {
                     fresh,
                     reply,
                 } => {
-                    if !fresh && self.seen_rows > 0 && was_trimmed(&tx, &post)? {
+                    // A fresh id was drawn by the hub just now: it cannot be known.
+                    if !fresh && self.dedup.known(&tx, &post.id.0)? {
                         pending.push(Pending::Post(reply, None));
                         continue;
                     }
-                    let last = self.clocks.get(&post.room).copied().unwrap_or(0);
-                    post.room_us = next_room_us(now_us, last);
+                    if !self.rooms.contains_key(&post.room) {
+                        // The room's first post: its table and catalogue entry come with it.
+                        let tab = self.next_tab;
+                        rooms::create(&tx, &post.room, tab)?;
+                        rooms::rebuild_view(&tx)?;
+                        self.next_tab += 1;
+                        self.rooms.insert(post.room.clone(), Room::new(tab));
+                    }
+                    let room = self.rooms.get_mut(&post.room).expect("entered above");
+                    post.room_us = next_room_us(now_us, room.clock);
                     post.room_ts = post.room_us / US_PER_S;
-                    // The unique id index refuses a post already in history.
-                    if !insert_post(&tx, &post)? {
-                        pending.push(Pending::Post(reply, None));
-                        continue;
-                    }
-                    // The room's entries exist after its first post: no key allocation per post.
-                    match self.clocks.get_mut(&post.room) {
-                        Some(c) => *c = post.room_us,
-                        None => {
-                            self.clocks.insert(post.room.clone(), post.room_us);
-                        }
-                    }
+                    insert_post(&tx, &room.insert, &post)?;
+                    room.clock = post.room_us;
+                    self.dedup.added(room.tab, post.id.0);
                     match touched.get_mut(&post.room) {
                         Some((added, _)) => *added += 1,
                         None => {
@@ -340,103 +358,83 @@ impl State {
                 }
                 WriteOp::SetLimits(limits) => {
                     // Rooms whose depth shrank are trimmed in this very transaction.
-                    for (room, limit) in &limits {
-                        if self.counts.get(room).copied().unwrap_or(0) > u64::from(*limit) {
-                            touched.entry(room.clone()).or_default().1 = true;
+                    for (name, limit) in &limits {
+                        if self.rooms.get(name).map_or(0, |r| r.count) > u64::from(*limit) {
+                            touched.entry(name.clone()).or_default().1 = true;
                         }
                     }
                     self.limits = limits;
                 }
                 WriteOp::Flush(reply) => pending.push(Pending::Flush(reply)),
-                WriteOp::Close => {}
+                WriteOp::Close => closing = true,
             }
         }
-        for (room, (added, now)) in touched {
+        for (name, (added, now)) in touched {
+            let Some(room) = self.rooms.get_mut(&name) else {
+                continue;
+            };
             // Every room the hub accepts posts for has a limit (sent at start and on reload).
-            let limit = self.limits.get(&room).map_or(u64::MAX, |l| u64::from(*l));
-            let count = self.counts.get(&room).copied().unwrap_or(0) + added;
+            let limit = self.limits.get(&name).map_or(u64::MAX, |l| u64::from(*l));
+            let count = room.count + added;
             let over = count > limit.saturating_add(trim_slack(limit)) || (now && count > limit);
             if over {
-                let excess = (count - limit) as i64;
-                // The oldest leave history; their ids are remembered for a while.
-                self.seen_rows +=
-                    tx.prepare_cached(
-                        "INSERT OR IGNORE INTO seen (id, at)
-                         SELECT id, ?3 FROM posts WHERE room = ?1 ORDER BY room_ts ASC LIMIT ?2",
-                    )?
-                    .execute(params![room, excess, now_s as i64])? as u64;
-                tx.prepare_cached(
-                    "DELETE FROM posts WHERE room = ?1 AND room_ts <=
-                       (SELECT room_ts FROM posts WHERE room = ?1 ORDER BY room_ts ASC LIMIT 1 OFFSET ?2)",
-                )?
-                .execute(params![room, excess - 1])?;
+                let excess = count - limit;
+                trim(&tx, room.tab, excess, &mut self.dedup, now_s)?;
             }
-            self.counts.insert(room, if over { limit } else { count });
+            room.count = if over { limit } else { count };
         }
-        self.batches += 1;
-        self.seen_rows = purge_seen(&tx, self.seen_rows, self.batches, now_s)?;
+        let clocks: HashMap<i64, u64> = self.rooms.values().map(|r| (r.tab, r.clock)).collect();
+        // At close the waiting ids are written, so the next start has none to read back.
+        self.dedup.finish(&tx, &clocks, now_s, closing)?;
         tx.commit()?;
         Ok(())
     }
 }
 
-/// Forgets trimmed ids in small steps: the oldest beyond the row cap, and (every 64th batch)
-/// the oldest past the retention time. Returns the rows left.
-fn purge_seen(
+/// Cuts the oldest `excess` posts of room table `tab`; their ids are remembered for a while.
+fn trim(
     tx: &Transaction<'_>,
-    seen_rows: u64,
-    batches: u64,
+    tab: i64,
+    excess: u64,
+    dedup: &mut Dedup,
     now_s: u64,
-) -> rusqlite::Result<u64> {
-    if seen_rows == 0 {
-        return Ok(0);
+) -> rusqlite::Result<()> {
+    let table = rooms::table(tab);
+    let mut last = None;
+    let mut ids = Vec::with_capacity(excess.min(4096) as usize);
+    {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT room_us, id FROM {table} ORDER BY room_us ASC LIMIT ?1"
+        ))?;
+        let mut rows = stmt.query([excess.min(i64::MAX as u64) as i64])?;
+        while let Some(r) = rows.next()? {
+            last = Some(r.get::<_, i64>(0)?);
+            if let Ok(id) = <[u8; 16]>::try_from(r.get::<_, Vec<u8>>(1)?.as_slice()) {
+                ids.push(id);
+            }
+        }
     }
-    let over = seen_rows.saturating_sub(SEEN_MAX_ROWS) as i64;
-    // Past the cap by a step: the oldest go in one statement, not one row per commit.
-    let removed = if over > TRIM_STEP_MAX as i64 {
-        tx.prepare_cached(
-            "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM seen ORDER BY rowid LIMIT ?1)",
-        )?
-        .execute([over])?
-    } else if batches % 64 == 1 {
-        tx.prepare_cached(
-            "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM
-                   (SELECT rowid, at FROM seen ORDER BY rowid LIMIT ?1) WHERE at < ?2)",
-        )?
-        .execute(params![
-            SEEN_PURGE_STEP,
-            now_s.saturating_sub(SEEN_RETENTION_S) as i64
-        ])?
-    } else {
-        0
+    let Some(last) = last else {
+        return Ok(());
     };
-    Ok(seen_rows.saturating_sub(removed as u64))
+    dedup.trimmed(tx, &ids, now_s)?;
+    tx.prepare_cached(&format!("DELETE FROM {table} WHERE room_us <= ?1"))?
+        .execute([last])?;
+    Ok(())
 }
 
-/// Whether the id was trimmed from history recently (a late duplicate).
-fn was_trimmed(tx: &Transaction<'_>, post: &Post) -> rusqlite::Result<bool> {
-    let mut stmt = tx.prepare_cached("SELECT 1 FROM seen WHERE id = ?1")?;
-    stmt.exists([&post.id.0[..]])
-}
-
-/// Inserts the post; false when its id is already in history (a duplicate).
-fn insert_post(tx: &Transaction<'_>, p: &Post) -> rusqlite::Result<bool> {
-    let n = tx
-        .prepare_cached(
-            "INSERT OR IGNORE INTO posts (room, room_ts, id, author_kind, author_id, author_name, origin, author_ts, text, hops)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-        )?
-        .execute(params![
-            p.room,
-            p.room_us as i64,
-            &p.id.0[..],
-            p.author.kind.as_str(),
-            p.author.id,
-            p.author.name,
-            p.origin,
-            p.author_ts as i64,
-            p.text,
-            p.hops as i64
-        ])?;
-    Ok(n == 1)
+/// Inserts the post into its room's table (`insert`: that table's statement).
+fn insert_post(tx: &Transaction<'_>, insert: &str, p: &Post) -> rusqlite::Result<()> {
+    tx.prepare_cached(insert)?.execute(params![
+        p.room_us as i64,
+        &p.id.0[..],
+        p.author.kind.as_str(),
+        p.author.id,
+        p.author.name,
+        p.origin,
+        p.author_ts as i64,
+        p.text,
+        p.hops as i64
+    ])?;
+    Ok(())
 }

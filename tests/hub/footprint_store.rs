@@ -87,7 +87,7 @@ async fn an_id_trimmed_from_history_is_still_a_duplicate() {
         meshroom_gw::store::writer::system_clock(),
     )
     .unwrap();
-    let first = PostId::random();
+    let first = PostId::fresh();
     assert!(matches!(
         hub.submit(post("R", Some(first), "one")).await.unwrap(),
         Submitted::Accepted(_)

@@ -55,7 +55,7 @@ async fn a_post_id_seen_before_is_dropped() {
     let dir = tempfile::tempdir().unwrap();
     let (_, clock) = settable(1_800_000_000);
     let hub = Hub::open("A", dir.path(), &[room("R", 10)], clock).unwrap();
-    let id = PostId::random();
+    let id = PostId::fresh();
     let first = accept(&hub, post("R", Some(id), "hello")).await;
     assert_eq!(first.id, id);
     assert_eq!(first.origin, "A");

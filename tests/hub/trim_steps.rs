@@ -45,7 +45,7 @@ async fn a_room_trims_in_steps_and_never_holds_more_than_its_slack_over() {
     let dir = tempfile::tempdir().unwrap();
     let limit = 160u64;
     let hub = Hub::open("A", dir.path(), &[room("R", limit as u32)], system_clock()).unwrap();
-    let ids: Vec<PostId> = (0..400).map(|_| PostId::random()).collect();
+    let ids: Vec<PostId> = (0..400).map(|_| PostId::fresh()).collect();
     let mut most = 0u64;
     for (i, id) in ids.iter().enumerate() {
         let accepted = hub.submit(post(*id, &format!("p{i}"))).await.unwrap();
@@ -81,7 +81,7 @@ async fn a_room_trims_in_steps_and_never_holds_more_than_its_slack_over() {
     hub.reload_rooms(&[room("R", 100)]).await;
     hub.flush().await;
     assert_eq!(hub.recent("R", 10_000).await.unwrap().len(), 100);
-    hub.submit(post(PostId::random(), "after the reload"))
+    hub.submit(post(PostId::fresh(), "after the reload"))
         .await
         .unwrap();
     assert_eq!(hub.tallies().get("R").history, 101);
