@@ -5,8 +5,10 @@
 //! 2. RSS and start-up time (spawn → `/status` answers) with 100 rooms × 1000 kept posts, at
 //!    `max_history` 1000 and 1,000,000;
 //! 3. durable ingest through the hub beside raw SQLite inserting the same rows in batches of
-//!    4096 into a table identical to the store's `posts` (same key, same unique id index; WAL,
-//!    synchronous=FULL), at start and after `FOOTPRINT_FILL` posts;
+//!    4096 (WAL, synchronous=FULL), at start and after `FOOTPRINT_FILL` posts: into the store's
+//!    own tables (a table per room and the id index, created by the store's code; the ratio is
+//!    the hub's own cost), and into the one clustered table with a unique id index that schema
+//!    version 2 used (what the obvious layout costs);
 //! 4. bytes written to storage per post at one post per commit (`/proc/self/io` write_bytes).
 //!
 //! Run: `cargo bench --bench footprint`. Env: `FOOTPRINT_IDLE_S` (window, default 20),
@@ -101,12 +103,13 @@ fn main() {
 
 fn ingest_vs_raw(rt: &tokio::runtime::Runtime, base: &Path, fill: usize, ingest: usize) {
     println!(
-        "\n== durable ingest vs raw SQLite (same rows, same table and indexes, batches of 4096) =="
+        "\n== durable ingest vs raw SQLite (same rows, batches of 4096; the store's tables, and one clustered table) =="
     );
     let dir = base.join("ingest");
     std::fs::create_dir_all(&dir).expect("dir");
     let ingest_rooms = rooms(4, 10_000);
-    let raw = Raw::open(&dir.join("raw.db"));
+    let raw = Raw::open(&dir.join("raw.db"), Layout::Store);
+    let clustered = Raw::open(&dir.join("clustered.db"), Layout::Clustered);
     // Group commit takes what is queued: with 4096 submitters the hub's groups are as big as
     // the baseline's transactions, so the ratio is the hub's own cost per post; 256 is a busy
     // gateway's worth of concurrent posts.
@@ -124,6 +127,7 @@ fn ingest_vs_raw(rt: &tokio::runtime::Runtime, base: &Path, fill: usize, ingest:
                 let t = Instant::now();
                 submit_many(&hub, next, target - next, 256).await;
                 raw.insert(next, target - next);
+                clustered.insert(next, target - next);
                 println!(
                     "  (filled to {target} posts in {:.1} s)",
                     t.elapsed().as_secs_f64()
@@ -135,12 +139,16 @@ fn ingest_vs_raw(rt: &tokio::runtime::Runtime, base: &Path, fill: usize, ingest:
             let rounds = 5;
             let step = ingest.div_ceil(rounds);
             let mut raw_s = 0.0;
+            let mut clustered_s = 0.0;
             let mut hub_s = vec![0.0; concurrency.len()];
             let raw_first = next;
             for round in 0..rounds {
                 let t = Instant::now();
                 raw.insert(raw_first + round * step, step);
                 raw_s += t.elapsed().as_secs_f64();
+                let t = Instant::now();
+                clustered.insert(raw_first + round * step, step);
+                clustered_s += t.elapsed().as_secs_f64();
                 for (k, &submitters) in concurrency.iter().enumerate() {
                     let t = Instant::now();
                     submit_many(&hub, next, step, submitters).await;
@@ -149,11 +157,22 @@ fn ingest_vs_raw(rt: &tokio::runtime::Runtime, base: &Path, fill: usize, ingest:
                 }
             }
             let raw_rate = (rounds * step) as f64 / raw_s;
+            let clustered_rate = (rounds * step) as f64 / clustered_s;
             for (k, &submitters) in concurrency.iter().enumerate() {
                 let hub_rate = (rounds * step) as f64 / hub_s[k];
                 println!(
                     "{label:<11}: hub {hub_rate:>8.0} posts/s ({submitters:>4} submitters), raw SQLite {raw_rate:>8.0} rows/s, ratio {:.2}x",
                     hub_rate / raw_rate
+                );
+            }
+            println!(
+                "{label:<11}: one clustered table + unique id index (schema v2) {clustered_rate:>8.0} rows/s"
+            );
+            for (k, &submitters) in concurrency.iter().enumerate() {
+                let hub_rate = (rounds * step) as f64 / hub_s[k];
+                println!(
+                    "{label:<11}: hub / clustered table ({submitters:>4} submitters) {:.2}x",
+                    hub_rate / clustered_rate
                 );
             }
         }
@@ -455,15 +474,27 @@ fn write_bytes() -> u64 {
         .unwrap_or(0)
 }
 
-/// The baseline: the same rows into a table identical to the store's `posts` (same columns,
-/// same clustering key, same unique id index), 4096 per transaction, WAL, `synchronous=FULL`:
-/// what SQLite itself costs for this data, so the ratio shows only the hub's own overhead.
+/// Where the baseline puts the rows.
+#[derive(Clone, Copy, PartialEq)]
+enum Layout {
+    /// The store's own tables, made by the store's code: a table per room keyed by room time
+    /// and the `post_ids` index, each id written in the same transaction as its row.
+    Store,
+    /// Schema version 2: one table clustered by (room, room time) with a unique id index.
+    Clustered,
+}
+
+/// The baseline: the same rows (time-ordered ids, as the hub draws them), 4096 per
+/// transaction, WAL, `synchronous=FULL`: what SQLite itself costs for this data, so the ratio
+/// shows only the hub's own overhead. It never trims.
 struct Raw {
     conn: rusqlite::Connection,
+    layout: Layout,
 }
 
 impl Raw {
-    fn open(path: &Path) -> Raw {
+    fn open(path: &Path, layout: Layout) -> Raw {
+        use meshroom_gw::store::{ids, rooms};
         let conn = rusqlite::Connection::open(path).expect("raw db");
         conn.pragma_update(None, "page_size", meshroom_gw::store::schema::PAGE_SIZE)
             .expect("page size");
@@ -471,45 +502,78 @@ impl Raw {
             .expect("wal");
         conn.pragma_update(None, "synchronous", "FULL")
             .expect("sync");
-        conn.execute_batch(
-            "CREATE TABLE IF NOT EXISTS posts (
-                room TEXT NOT NULL, room_ts INTEGER NOT NULL, id BLOB NOT NULL,
-                author_kind TEXT NOT NULL, author_id TEXT NOT NULL, author_name TEXT,
-                origin TEXT NOT NULL, author_ts INTEGER NOT NULL, text TEXT NOT NULL,
-                hops INTEGER NOT NULL, PRIMARY KEY (room, room_ts)) WITHOUT ROWID;
-             CREATE UNIQUE INDEX IF NOT EXISTS posts_by_id ON posts (id);",
-        )
-        .expect("table");
-        Raw { conn }
+        match layout {
+            Layout::Store => {
+                conn.execute_batch(rooms::CATALOGUE).expect("catalogue");
+                conn.execute_batch(ids::SCHEMA).expect("ids");
+                for tab in 1..=4 {
+                    rooms::create(&conn, &format!("room{:03}", tab - 1), tab).expect("room");
+                }
+            }
+            Layout::Clustered => conn
+                .execute_batch(
+                    "CREATE TABLE IF NOT EXISTS posts (
+                    room TEXT NOT NULL, room_ts INTEGER NOT NULL, id BLOB NOT NULL,
+                    author_kind TEXT NOT NULL, author_id TEXT NOT NULL, author_name TEXT,
+                    origin TEXT NOT NULL, author_ts INTEGER NOT NULL, text TEXT NOT NULL,
+                    hops INTEGER NOT NULL, PRIMARY KEY (room, room_ts)) WITHOUT ROWID;
+                 CREATE UNIQUE INDEX IF NOT EXISTS posts_by_id ON posts (id);",
+                )
+                .expect("table"),
+        }
+        Raw { conn, layout }
     }
 
     fn insert(&self, first: usize, n: usize) {
+        use meshroom_gw::store::rooms;
         let mut i = 0;
         while i < n {
             let tx = self.conn.unchecked_transaction().expect("tx");
-            {
-                let mut stmt = tx
-                    .prepare_cached(
-                        "INSERT INTO posts (room, room_ts, id, author_kind, author_id, author_name, origin, author_ts, text, hops)
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
-                    )
-                    .expect("stmt");
-                for k in i..(i + 4096).min(n) {
-                    let id: [u8; 16] = rand::random();
-                    let p = new_post(first + k);
-                    stmt.execute(rusqlite::params![
-                        p.room,
-                        (first + k) as i64,
-                        &id[..],
-                        p.author.kind.as_str(),
-                        p.author.id,
-                        p.author.name,
-                        "bench",
-                        p.author_ts as i64,
-                        p.text,
-                        p.hops as i64
-                    ])
-                    .expect("insert");
+            for k in i..(i + 4096).min(n) {
+                let id = meshroom_gw::hub::PostId::fresh().0;
+                let p = new_post(first + k);
+                let room_ts = (first + k) as i64;
+                let row = rusqlite::params![
+                    &id[..],
+                    p.author.kind.as_str(),
+                    p.author.id,
+                    p.author.name,
+                    "bench",
+                    p.author_ts as i64,
+                    p.text,
+                    p.hops as i64
+                ];
+                match self.layout {
+                    Layout::Store => {
+                        let tab = ((first + k) % 4) as i64 + 1;
+                        tx.prepare_cached(&format!(
+                            "INSERT INTO {} (room_us, {}) VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                            rooms::table(tab),
+                            rooms::COLUMNS
+                        ))
+                        .expect("stmt")
+                        .execute(rusqlite::params_from_iter(
+                            row.iter().copied().chain([&room_ts as &dyn rusqlite::ToSql]),
+                        ))
+                        .expect("insert");
+                        tx.prepare_cached("INSERT INTO post_ids (id) VALUES (?1)")
+                            .expect("stmt")
+                            .execute([&id[..]])
+                            .expect("insert id");
+                    }
+                    Layout::Clustered => {
+                        tx.prepare_cached(
+                            "INSERT INTO posts (id, author_kind, author_id, author_name, origin, author_ts, text, hops, room, room_ts)
+                             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                        )
+                        .expect("stmt")
+                        .execute(rusqlite::params_from_iter(
+                            row.iter()
+                                .copied()
+                                .chain([&p.room as &dyn rusqlite::ToSql, &room_ts]),
+                        ))
+                        .expect("insert");
+                    }
                 }
             }
             tx.commit().expect("commit");

@@ -190,3 +190,202 @@ async fn a_version_1_database_is_migrated_with_its_history_clock_and_cursors() {
     );
     hub.close().await;
 }
+
+/// What the writer answers to one post with a given id (not drawn by the hub).
+async fn write_post(
+    writer: &tokio::sync::mpsc::Sender<meshroom_gw::store::WriteOp>,
+    room: &str,
+    id: PostId,
+) -> meshroom_gw::store::writer::PostOutcome {
+    let (reply, answer) = tokio::sync::oneshot::channel();
+    let mut p = meshroom_gw::hub::Post {
+        id,
+        room: room.into(),
+        room_ts: 0,
+        room_us: 0,
+        author: Author {
+            kind: AuthorKind::Peer,
+            id: "peer".into(),
+            name: None,
+        },
+        origin: "elsewhere".into(),
+        author_ts: 1,
+        text: format!("post {id}"),
+        hops: 1,
+    };
+    p.text.truncate(40);
+    writer
+        .send(meshroom_gw::store::WriteOp::Post {
+            post: p,
+            via: Via::peer("p"),
+            fresh: false,
+            reply,
+        })
+        .await
+        .unwrap();
+    answer.await.unwrap().unwrap()
+}
+
+fn count(db: &std::path::Path, sql: &str) -> i64 {
+    let c = rusqlite::Connection::open(db).unwrap();
+    c.query_row(sql, [], |r| r.get(0)).unwrap()
+}
+
+#[tokio::test]
+async fn ids_still_waiting_for_the_index_are_duplicates_after_a_crash() {
+    use meshroom_gw::store::writer::{self, PostOutcome};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("meshroom.db");
+    let limits: std::collections::HashMap<String, u32> =
+        [("R".to_string(), 1000), ("S".to_string(), 1000)].into();
+    let ids: Vec<PostId> = (0..40).map(|_| PostId::fresh()).collect();
+    {
+        let (tx, _, thread) = writer::start(
+            &db,
+            writer::system_clock(),
+            limits.clone(),
+            Box::new(|_, _, _| {}),
+        )
+        .unwrap();
+        for (i, id) in ids.iter().enumerate() {
+            let room = if i % 2 == 0 { "R" } else { "S" };
+            assert!(matches!(
+                write_post(&tx, room, *id).await,
+                PostOutcome::Stored(_)
+            ));
+        }
+        // Committed and acknowledged, but their ids wait in RAM for a group to fill.
+        assert_eq!(count(&db, "SELECT count(*) FROM post_ids"), 0);
+        // The process dies: the writer ends without its closing step.
+        drop(tx);
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+            .await
+            .unwrap();
+    }
+    let (tx, found, thread) =
+        writer::start(&db, writer::system_clock(), limits, Box::new(|_, _, _| {})).unwrap();
+    assert_eq!(found["R"].0 + found["S"].0, 40);
+    for (i, id) in ids.iter().enumerate() {
+        let room = if i % 2 == 0 { "R" } else { "S" };
+        assert!(
+            matches!(write_post(&tx, room, *id).await, PostOutcome::Duplicate),
+            "post {i} was accepted twice after the crash"
+        );
+    }
+    // A clean stop writes the waiting ids, so the next start has none to read back.
+    tx.send(meshroom_gw::store::WriteOp::Close).await.unwrap();
+    tokio::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(count(&db, "SELECT count(*) FROM post_ids"), 40);
+    assert_eq!(
+        count(
+            &db,
+            "SELECT count(*) FROM rooms WHERE ids_through = 0 OR ids_through IS NULL"
+        ),
+        0
+    );
+}
+
+#[tokio::test]
+async fn a_version_2_database_is_migrated_to_a_table_per_room() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("meshroom.db");
+    let kept = |i: u8| PostId([i; 16]);
+    {
+        let c = rusqlite::Connection::open(&db).unwrap();
+        c.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             INSERT INTO meta VALUES ('schema_version', '2');
+             CREATE TABLE posts (room TEXT NOT NULL, room_ts INTEGER NOT NULL, id BLOB NOT NULL,
+                author_kind TEXT NOT NULL, author_id TEXT NOT NULL, author_name TEXT,
+                origin TEXT NOT NULL, author_ts INTEGER NOT NULL, text TEXT NOT NULL,
+                hops INTEGER NOT NULL, PRIMARY KEY (room, room_ts)) WITHOUT ROWID;
+             CREATE UNIQUE INDEX posts_by_id ON posts (id);
+             CREATE TABLE seen (id BLOB NOT NULL UNIQUE, at INTEGER NOT NULL);
+             CREATE TABLE kv (ns TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL, PRIMARY KEY (ns, key));
+             INSERT INTO kv VALUES ('federation.cursor', 'h:1/R', CAST('4000000001000000' AS BLOB));",
+        )
+        .unwrap();
+        for (i, room, ts) in [
+            (1u8, "R", 4_000_000_000_000_000i64),
+            (2, "R", 4_000_000_000_000_001),
+            (3, "it's", 4_000_000_000_000_005),
+        ] {
+            c.execute(
+                "INSERT INTO posts (id, room, room_ts, author_kind, author_id, author_name, origin, author_ts, text, hops)
+                 VALUES (?1, ?2, ?3, 'ip', 'h', 'ann', 'A', 1, ?4, 0)",
+                rusqlite::params![&kept(i).0[..], room, ts, format!("old {i}")],
+            )
+            .unwrap();
+        }
+        // An id trimmed from history under version 2, a minute before the restart.
+        c.execute(
+            "INSERT INTO seen (id, at) VALUES (?1, 2999999940)",
+            [vec![9u8; 16]],
+        )
+        .unwrap();
+    }
+    let now = Arc::new(AtomicU64::new(3_000_000_000));
+    let n = now.clone();
+    let clock = Arc::new(move || n.load(Ordering::SeqCst) * 1_000_000);
+    let hub = Hub::open("A", dir.path(), &[room("R", 100), room("it's", 100)], clock).unwrap();
+    let posts = hub.recent("R", 10).await.unwrap();
+    assert_eq!(
+        posts
+            .iter()
+            .map(|p| (p.id, p.text.as_str()))
+            .collect::<Vec<_>>(),
+        [(kept(1), "old 1"), (kept(2), "old 2")]
+    );
+    assert_eq!(hub.recent("it's", 10).await.unwrap()[0].id, kept(3));
+    assert_eq!(hub.tallies().get("R").history, 2);
+    // The clock goes on from the newest post; ids in history and trimmed ones are duplicates.
+    match hub.submit(post("R", None, "new")).await.unwrap() {
+        Submitted::Accepted(p) => assert_eq!(p.room_us, 4_000_000_000_000_002),
+        other => panic!("{other:?}"),
+    }
+    for id in [kept(1), kept(3), PostId([9; 16])] {
+        let again = hub.submit(post("R", Some(id), "again")).await.unwrap();
+        assert!(matches!(again, Submitted::Duplicate(_)), "{id}: {again:?}");
+    }
+    assert_eq!(
+        hub.state()
+            .get("federation.cursor", "h:1/R")
+            .unwrap()
+            .unwrap(),
+        b"4000000001000000".to_vec(),
+        "cursors already count microseconds"
+    );
+    hub.close().await;
+    // The `posts` view README shows still lists every room's history.
+    let c = rusqlite::Connection::open(&db).unwrap();
+    let rows: Vec<(String, i64, String)> = c
+        .prepare("SELECT room, room_us, text FROM posts ORDER BY room_us")
+        .unwrap()
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(
+        rows,
+        [
+            ("R".to_string(), 4_000_000_000_000_000, "old 1".to_string()),
+            ("R".to_string(), 4_000_000_000_000_001, "old 2".to_string()),
+            ("R".to_string(), 4_000_000_000_000_002, "new".to_string()),
+            (
+                "it's".to_string(),
+                4_000_000_000_000_005,
+                "old 3".to_string()
+            ),
+        ]
+    );
+    let version: String = c
+        .query_row(
+            "SELECT value FROM meta WHERE key = 'schema_version'",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    assert_eq!(version, "3");
+}
