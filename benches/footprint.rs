@@ -107,7 +107,7 @@ fn ingest_vs_raw(rt: &tokio::runtime::Runtime, base: &Path, fill: usize, ingest:
     );
     let dir = base.join("ingest");
     std::fs::create_dir_all(&dir).expect("dir");
-    let ingest_rooms = rooms(4, 10_000);
+    let ingest_rooms = rooms(4, env_usize("FOOTPRINT_INGEST_HISTORY", 10_000) as u32);
     let raw = Raw::open(&dir.join("raw.db"), Layout::Store);
     let clustered = Raw::open(&dir.join("clustered.db"), Layout::Clustered);
     // Group commit takes what is queued: with 4096 submitters the hub's groups are as big as
@@ -556,10 +556,12 @@ impl Raw {
                             row.iter().copied().chain([&room_ts as &dyn rusqlite::ToSql]),
                         ))
                         .expect("insert");
-                        tx.prepare_cached("INSERT INTO post_ids (id) VALUES (?1)")
-                            .expect("stmt")
-                            .execute([&id[..]])
-                            .expect("insert id");
+                        tx.prepare_cached(
+                            "INSERT INTO post_ids (id, tab, room_us) VALUES (?1, ?2, ?3)",
+                        )
+                        .expect("stmt")
+                        .execute(rusqlite::params![&id[..], tab, room_ts])
+                        .expect("insert id");
                     }
                     Layout::Clustered => {
                         tx.prepare_cached(

@@ -96,8 +96,13 @@ impl Tallies {
     }
 
     pub(crate) fn record(&self, post: &Post, via: &Via, history: u64) {
+        // Called for every committed post on the writer thread: the room's entry is looked up
+        // by reference and only created (its name cloned) the first time.
         let mut rooms = self.lock();
-        let t = rooms.entry(post.room.clone()).or_default();
+        let t = match rooms.get_mut(&post.room) {
+            Some(t) => t,
+            None => rooms.entry(post.room.clone()).or_default(),
+        };
         t.history = history;
         t.last_post_at = Some(post.room_ts);
         match via.side {
@@ -108,12 +113,12 @@ impl Tallies {
             AuthorKind::Channel => t.posts_in_channel += 1,
         }
         drop(rooms);
-        self.hourly
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(post.room.clone())
-            .or_default()
-            .add(unix_hour());
+        let mut hourly = self.hourly.lock().unwrap_or_else(|p| p.into_inner());
+        let ring = match hourly.get_mut(&post.room) {
+            Some(ring) => ring,
+            None => hourly.entry(post.room.clone()).or_default(),
+        };
+        ring.add(unix_hour());
     }
 
     /// Posts committed into `room` in each of the last 24 wall-clock hours, oldest first, the

@@ -1,194 +1,223 @@
 //! Deduplication by post id: every id in history, and the ids trimmed from history recently.
 //!
-//! - `post_ids` holds the ids of the posts in history. It is written in sorted groups of
-//!   [`GROUP`], not per commit: the ids committed since the last group wait in RAM
-//!   ([`Dedup::pending`]), where the dedup check finds them too. A commit at radio rate thus
-//!   writes its room's leaf and nothing else. After a crash the waiting ids are found again from
-//!   the room tables: every post after its room's `ids_through` mark (see `rooms`).
-//! - `seen` holds ids trimmed from history, for [`SEEN_RETENTION_S`] and at most
-//!   [`SEEN_MAX_ROWS`], in trim order, so a peer that offers one again is still recognised; it is
-//!   purged in small steps.
+//! `post_ids` holds both, one lookup for the dedup check. Each row names the room table and the
+//! room time of its post, so whether a post is still in history is a comparison with its room's
+//! *floor* (the oldest room time kept, held in RAM): trimming a room deletes a range of its table
+//! and moves the floor, and touches no id at all.
+//! - The ids of new posts are written in sorted groups of [`GROUP`], not per commit: the ids
+//!   committed since the last group wait in RAM, where the dedup check finds them too. A commit
+//!   at radio rate thus writes its room's leaf and nothing else. After a crash the waiting ids
+//!   are found again from the room tables: every post after its room's `ids_through` mark (see
+//!   `rooms`).
+//! - The ids of trimmed posts stay while their post's room time is less than
+//!   [`SEEN_RETENTION_S`] old, and at most [`SEEN_MAX_ROWS`] of them, so a peer that offers one
+//!   again is still recognised. A purge walks `post_ids` a small step per transaction (in id
+//!   order, which for fresh ids is age order) and deletes the trimmed ones past those bounds.
 //!
 //! Fresh ids start with their millisecond (`PostId::fresh`), so a group lands on a few
 //! neighbouring leaves at the right edge of `post_ids`.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rusqlite::{params, Connection, Transaction};
 
 use super::rooms;
 
-/// Ids that wait in RAM before they are written to `post_ids` together (16 bytes each).
+/// Ids that wait in RAM before they are written to `post_ids` together (~40 bytes each).
 pub const GROUP: usize = 256;
-/// How long an id is remembered after its post left history: a peer re-offers posts from its
-/// cursor (the federation's catch-up), which trails what it sent by little; a week covers a
-/// peer that was away for days.
+/// How long the id of a trimmed post is remembered, counted from the post's room time: a peer
+/// re-offers posts from its cursor (the federation's catch-up), which trails what it sent by
+/// little; a week covers a peer that was away for days.
 pub const SEEN_RETENTION_S: u64 = 7 * 24 * 3600;
-/// Trimmed ids remembered at most; beyond it the oldest go first.
+/// Ids of trimmed posts remembered at most; beyond it the purge takes them regardless of age.
 pub const SEEN_MAX_ROWS: u64 = 65_536;
-/// Rows the purge looks at per batch: expiry goes in small steps, never a long delete.
-const SEEN_PURGE_STEP: i64 = 64;
-/// `seen` rows beyond its cap before the excess is purged in one statement.
-const SEEN_PURGE_SLACK: i64 = 63;
+/// Rows of `post_ids` the purge looks at per transaction, plus two per post the transaction
+/// added (so it keeps up with a flood): expiry goes in small steps, never a long delete.
+const PURGE_STEP: u64 = 64;
 
 pub const SCHEMA: &str = "
--- Ids of the posts in history (dedup), written in sorted groups.
-CREATE TABLE IF NOT EXISTS post_ids (id BLOB PRIMARY KEY) WITHOUT ROWID;
--- Ids trimmed from history, remembered for a bounded window. Row order is trim order, so the
--- oldest go first in small steps.
-CREATE TABLE IF NOT EXISTS seen (id BLOB NOT NULL UNIQUE, at INTEGER NOT NULL);
+-- The dedup: the id of every post in history and of posts trimmed from it recently, with the
+-- room table (rooms.tab) and room time of the post. Written in sorted groups.
+CREATE TABLE IF NOT EXISTS post_ids (
+    id BLOB PRIMARY KEY,
+    tab INTEGER NOT NULL,
+    room_us INTEGER NOT NULL
+) WITHOUT ROWID;
 ";
 
 pub struct Dedup {
-    /// Committed ids not yet in `post_ids`.
-    pending: HashSet<[u8; 16]>,
-    /// Table numbers of the rooms with pending ids: their `ids_through` moves at the next group.
-    rooms: HashSet<i64>,
-    /// Rows in `seen`.
-    seen_rows: u64,
-    batches: u64,
+    /// Committed ids not yet in `post_ids`, with their room table and room time.
+    pending: HashMap<[u8; 16], (i64, u64)>,
+    /// Per room table, the oldest room time still in history; a table with no entry has no
+    /// post (its ids, if any, are all trimmed). Table 0 holds ids trimmed under schema 2.
+    floors: HashMap<i64, u64>,
+    /// Ids of trimmed posts in `post_ids`.
+    trimmed_rows: u64,
+    /// Where the purge goes on: the last id it looked at.
+    purge_after: Vec<u8>,
 }
 
 impl Dedup {
-    /// The ids committed but not yet grouped (after a crash, or a failed commit), from the room
-    /// tables, and the size of `seen`.
-    pub fn load(conn: &Connection) -> rusqlite::Result<Dedup> {
+    /// Reads the floors, the ids committed but not yet grouped (after a crash), and how many
+    /// trimmed ids there are. `history`: posts in all room tables.
+    pub fn load(conn: &Connection, history: u64) -> rusqlite::Result<Dedup> {
         let mut dedup = Dedup {
-            pending: HashSet::new(),
-            rooms: HashSet::new(),
-            seen_rows: 0,
-            batches: 0,
+            pending: HashMap::new(),
+            floors: HashMap::new(),
+            trimmed_rows: 0,
+            purge_after: Vec::new(),
         };
-        dedup.reload(conn)?;
+        dedup.reload(conn, history)?;
         Ok(dedup)
     }
 
-    /// Forgets what this process held and reads it back from the database (after a failed
-    /// commit rolled back).
-    pub fn reload(&mut self, conn: &Connection) -> rusqlite::Result<()> {
+    /// Forgets what this process held and reads it back from the database (at start, and after
+    /// a failed commit rolled back).
+    pub fn reload(&mut self, conn: &Connection, history: u64) -> rusqlite::Result<()> {
         self.pending.clear();
-        self.rooms.clear();
+        self.floors.clear();
         for e in rooms::all(conn)? {
+            let table = rooms::table(e.tab);
+            let floor: Option<i64> =
+                conn.query_row(&format!("SELECT min(room_us) FROM {table}"), [], |r| {
+                    r.get(0)
+                })?;
+            if let Some(floor) = floor {
+                self.floors.insert(e.tab, floor.max(0) as u64);
+            }
             let mut stmt = conn.prepare_cached(&format!(
-                "SELECT id FROM {} WHERE room_us > ?1",
-                rooms::table(e.tab)
+                "SELECT id, room_us FROM {table} WHERE room_us > ?1"
             ))?;
-            let ids = stmt.query_map([e.ids_through.min(i64::MAX as u64) as i64], |r| {
-                r.get::<_, Vec<u8>>(0)
+            let rows = stmt.query_map([e.ids_through.min(i64::MAX as u64) as i64], |r| {
+                Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, i64>(1)?))
             })?;
-            for id in ids {
-                if let Ok(id) = <[u8; 16]>::try_from(id?.as_slice()) {
-                    self.pending.insert(id);
-                    self.rooms.insert(e.tab);
+            for row in rows {
+                let (id, room_us) = row?;
+                if let Ok(id) = <[u8; 16]>::try_from(id.as_slice()) {
+                    self.pending.insert(id, (e.tab, room_us.max(0) as u64));
                 }
             }
         }
-        let seen: i64 = conn.query_row("SELECT count(*) FROM seen", [], |r| r.get(0))?;
-        self.seen_rows = seen.max(0) as u64;
+        // Rows are the flushed ids of history plus the trimmed ones.
+        let rows: i64 = conn.query_row("SELECT count(*) FROM post_ids", [], |r| r.get(0))?;
+        let flushed_history = history.saturating_sub(self.pending.len() as u64);
+        self.trimmed_rows = (rows.max(0) as u64).saturating_sub(flushed_history);
         Ok(())
     }
 
     /// Whether `id` is in history or was trimmed from it recently.
     pub fn known(&self, tx: &Transaction<'_>, id: &[u8; 16]) -> rusqlite::Result<bool> {
-        if self.pending.contains(id) {
-            return Ok(true);
-        }
-        if tx
-            .prepare_cached("SELECT 1 FROM post_ids WHERE id = ?1")?
-            .exists([&id[..]])?
-        {
-            return Ok(true);
-        }
-        Ok(self.seen_rows > 0
-            && tx
-                .prepare_cached("SELECT 1 FROM seen WHERE id = ?1")?
+        Ok(self.pending.contains_key(id)
+            || tx
+                .prepare_cached("SELECT 1 FROM post_ids WHERE id = ?1")?
                 .exists([&id[..]])?)
     }
 
-    /// A post with this id was inserted into room table `tab`.
-    pub fn added(&mut self, tab: i64, id: [u8; 16]) {
-        self.pending.insert(id);
-        self.rooms.insert(tab);
+    /// A post with this id was inserted into room table `tab` at `room_us`.
+    pub fn added(&mut self, tab: i64, id: [u8; 16], room_us: u64) {
+        self.pending.insert(id, (tab, room_us));
+        // The first post of an empty table sets its floor.
+        self.floors.entry(tab).or_insert(room_us);
     }
 
-    /// The posts with these ids left history at `now_s`: their ids move to `seen`.
-    pub fn trimmed(
+    /// Room table `tab` is about to lose its posts up to `through_us` (`n` of them): the waiting
+    /// ids are written first, so that every trimmed id is in `post_ids`, then the floor moves.
+    pub fn trim(
         &mut self,
         tx: &Transaction<'_>,
-        ids: &[[u8; 16]],
-        now_s: u64,
+        tab: i64,
+        through_us: u64,
+        n: u64,
     ) -> rusqlite::Result<()> {
-        for id in ids {
-            if !self.pending.remove(id) {
-                tx.prepare_cached("DELETE FROM post_ids WHERE id = ?1")?
-                    .execute([&id[..]])?;
-            }
-            self.seen_rows += tx
-                .prepare_cached("INSERT OR IGNORE INTO seen (id, at) VALUES (?1, ?2)")?
-                .execute(params![&id[..], now_s as i64])? as u64;
+        self.write_group(tx)?;
+        self.floors.insert(tab, through_us.saturating_add(1));
+        self.trimmed_rows += n;
+        Ok(())
+    }
+
+    /// End of a transaction's work (`added`: posts it added): writes the waiting ids once there
+    /// are a group of them (or when `all`, at close) and purges trimmed ids by a step.
+    pub fn finish(
+        &mut self,
+        tx: &Transaction<'_>,
+        now_us: u64,
+        added: u64,
+        all: bool,
+    ) -> rusqlite::Result<()> {
+        if self.pending.len() >= GROUP || all {
+            self.write_group(tx)?;
+        }
+        if self.trimmed_rows > 0 {
+            self.purge(tx, now_us, PURGE_STEP + 2 * added)?;
         }
         Ok(())
     }
 
-    /// End of a transaction's work: writes the waiting ids once there are a group of them (or
-    /// when `all`, at close), with the new `ids_through` of their rooms (`clocks`: each room
-    /// table's newest room time), and purges `seen` by a step.
-    pub fn finish(
-        &mut self,
-        tx: &Transaction<'_>,
-        clocks: &HashMap<i64, u64>,
-        now_s: u64,
-        all: bool,
-    ) -> rusqlite::Result<()> {
-        if self.pending.len() >= GROUP || (all && !self.pending.is_empty()) {
-            let mut ids: Vec<[u8; 16]> = self.pending.drain().collect();
-            ids.sort_unstable();
-            let mut insert =
-                tx.prepare_cached("INSERT OR IGNORE INTO post_ids (id) VALUES (?1)")?;
-            for id in &ids {
-                insert.execute([&id[..]])?;
-            }
-            let mut mark = tx.prepare_cached("UPDATE rooms SET ids_through = ?2 WHERE tab = ?1")?;
-            for tab in self.rooms.drain() {
-                let through = clocks.get(&tab).copied().unwrap_or(0);
-                mark.execute(params![tab, through.min(i64::MAX as u64) as i64])?;
-            }
-        }
-        self.batches += 1;
-        self.purge_seen(tx, now_s)
-    }
-
-    /// Ids waiting in RAM (for tests and the bench).
+    /// Ids waiting in RAM.
     pub fn pending(&self) -> usize {
         self.pending.len()
     }
 
-    /// Forgets trimmed ids in small steps: the oldest beyond the row cap, and (every 64th batch)
-    /// the oldest past the retention time.
-    fn purge_seen(&mut self, tx: &Transaction<'_>, now_s: u64) -> rusqlite::Result<()> {
-        if self.seen_rows == 0 {
+    /// Writes the waiting ids, sorted, with the new `ids_through` of their rooms.
+    fn write_group(&mut self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        if self.pending.is_empty() {
             return Ok(());
         }
-        let over = self.seen_rows.saturating_sub(SEEN_MAX_ROWS) as i64;
-        // Past the cap by a step: the oldest go in one statement, not one row per commit.
-        let removed = if over > SEEN_PURGE_SLACK {
-            tx.prepare_cached(
-                "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM seen ORDER BY rowid LIMIT ?1)",
-            )?
-            .execute([over])?
-        } else if self.batches % 64 == 1 {
-            tx.prepare_cached(
-                "DELETE FROM seen WHERE rowid IN (SELECT rowid FROM
-                       (SELECT rowid, at FROM seen ORDER BY rowid LIMIT ?1) WHERE at < ?2)",
-            )?
-            .execute(params![
-                SEEN_PURGE_STEP,
-                now_s.saturating_sub(SEEN_RETENTION_S) as i64
-            ])?
-        } else {
-            0
-        };
-        self.seen_rows = self.seen_rows.saturating_sub(removed as u64);
+        let mut ids: Vec<([u8; 16], (i64, u64))> = self.pending.drain().collect();
+        ids.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut through: HashMap<i64, u64> = HashMap::new();
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO post_ids (id, tab, room_us) VALUES (?1, ?2, ?3)",
+        )?;
+        for (id, (tab, room_us)) in &ids {
+            insert.execute(params![&id[..], tab, *room_us as i64])?;
+            let t = through.entry(*tab).or_default();
+            *t = (*t).max(*room_us);
+        }
+        let mut mark = tx.prepare_cached("UPDATE rooms SET ids_through = ?2 WHERE tab = ?1")?;
+        for (tab, room_us) in through {
+            mark.execute(params![tab, room_us.min(i64::MAX as u64) as i64])?;
+        }
+        Ok(())
+    }
+
+    /// Looks at the next `step` rows of `post_ids` (wrapping round) and deletes the ids of
+    /// trimmed posts older than the retention, or any while there are more than the cap.
+    fn purge(&mut self, tx: &Transaction<'_>, now_us: u64, step: u64) -> rusqlite::Result<()> {
+        let expired_before = now_us.saturating_sub(SEEN_RETENTION_S * crate::post::US_PER_S);
+        let mut looked = 0u64;
+        let mut doomed: Vec<Vec<u8>> = Vec::new();
+        {
+            let mut stmt = tx.prepare_cached(
+                "SELECT id, tab, room_us FROM post_ids WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![
+                self.purge_after.as_slice(),
+                step.min(i64::MAX as u64) as i64
+            ])?;
+            let mut over = self.trimmed_rows.saturating_sub(SEEN_MAX_ROWS);
+            while let Some(r) = rows.next()? {
+                looked += 1;
+                let id: Vec<u8> = r.get(0)?;
+                let tab: i64 = r.get(1)?;
+                let room_us = r.get::<_, i64>(2)?.max(0) as u64;
+                let trimmed = self.floors.get(&tab).is_none_or(|floor| room_us < *floor);
+                if trimmed && (over > 0 || room_us < expired_before) {
+                    over = over.saturating_sub(1);
+                    doomed.push(id.clone());
+                }
+                self.purge_after = id;
+            }
+        }
+        if looked < step {
+            // The end of the table: the next step starts again from the first id.
+            self.purge_after.clear();
+        }
+        let mut delete = tx.prepare_cached("DELETE FROM post_ids WHERE id = ?1")?;
+        for id in &doomed {
+            delete.execute([id.as_slice()])?;
+        }
+        self.trimmed_rows = self.trimmed_rows.saturating_sub(doomed.len() as u64);
         Ok(())
     }
 }

@@ -12,8 +12,9 @@ use super::{ids, rooms, StoreError};
 /// 1: room timestamps in seconds, every id ever seen in `seen`, a `room_clock` row per room.
 /// 2: room timestamps in microseconds, posts clustered by (room, room_ts) with a unique id
 ///    index (dedup), `seen` only for ids trimmed from history, the clock from `max(room_ts)`.
-/// 3: a history table per room keyed by room time (`rooms`), the ids of history in `post_ids`
-///    written in sorted groups (`ids`), a `posts` view for inspection.
+/// 3: a history table per room keyed by room time (`rooms`), the ids of history (written in
+///    sorted groups) and of recently trimmed posts in `post_ids` with their room table and
+///    time (`ids`), a `posts` view for inspection.
 pub const SCHEMA_VERSION: i64 = 3;
 
 /// Page size of a new database. Smaller pages mean fewer bytes written per small commit (a post
@@ -140,8 +141,8 @@ fn migrate_v1(conn: &Connection) -> rusqlite::Result<()> {
 }
 
 /// Version 2 → 3, in one transaction: each room's posts move to a table of their own (in
-/// room-time order), their ids to `post_ids` (in id order), and the clustered `posts` table and
-/// its id index give way to the `posts` view.
+/// room-time order), their ids and the trimmed ids of `seen` (as table 0) to `post_ids` (in id
+/// order), and the clustered `posts` table and its id index give way to the `posts` view.
 fn migrate_v2(conn: &Connection) -> rusqlite::Result<()> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     let result = (|| {
@@ -171,9 +172,15 @@ fn migrate_v2(conn: &Connection) -> rusqlite::Result<()> {
             )?;
         }
         conn.execute_batch(
-            "INSERT OR IGNORE INTO post_ids (id) SELECT id FROM posts ORDER BY id;
+            "INSERT OR IGNORE INTO post_ids (id, tab, room_us)
+                SELECT p.id, r.tab, p.room_ts FROM posts p JOIN rooms r ON r.name = p.room
+                ORDER BY p.id;
+             -- Trimmed under version 2: no room table, their trim time as their age.
+             INSERT OR IGNORE INTO post_ids (id, tab, room_us)
+                SELECT id, 0, at * 1000000 FROM seen ORDER BY id;
              DROP INDEX IF EXISTS posts_by_id;
-             DROP TABLE posts;",
+             DROP TABLE posts;
+             DROP TABLE seen;",
         )?;
         rooms::rebuild_view(conn)?;
         conn.execute_batch("COMMIT")

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -145,12 +145,17 @@ struct State {
 }
 
 /// What the writer knows of a room with a history table.
-#[derive(Clone)]
 struct Room {
     tab: i64,
     /// Newest room timestamp (µs): `max(room_us)` at start, then every commit's.
     clock: u64,
     count: u64,
+    /// Posts this transaction added.
+    added: u64,
+    /// A reload shrank the room's depth: trim to it in this transaction, not a step later.
+    trim_now: bool,
+    /// `(clock, count)` as of the last commit, restored when a transaction fails.
+    committed: (u64, u64),
     insert: Arc<str>,
 }
 
@@ -160,6 +165,9 @@ impl Room {
             tab,
             clock: 0,
             count: 0,
+            added: 0,
+            trim_now: false,
+            committed: (0, 0),
             insert: format!(
                 "INSERT INTO {} (room_us, {}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
                 rooms::table(tab),
@@ -199,10 +207,12 @@ impl State {
             let mut room = Room::new(e.tab);
             room.count = n.max(0) as u64;
             room.clock = last.unwrap_or(0).max(0) as u64;
+            room.committed = (room.clock, room.count);
             next_tab = next_tab.max(e.tab + 1);
             rooms.insert(e.name, room);
         }
-        let dedup = Dedup::load(&conn)?;
+        let history = rooms.values().map(|r: &Room| r.count).sum();
+        let dedup = Dedup::load(&conn, history)?;
         Ok(State {
             conn,
             clock,
@@ -223,11 +233,13 @@ impl State {
 
     fn run_batch(&mut self, batch: &mut Vec<WriteOp>, on_commit: &mut OnCommit) {
         let mut pending = Vec::with_capacity(batch.len());
-        let rooms_before = self.rooms.clone();
         let next_tab_before = self.next_tab;
         let result = self.write(batch, &mut pending);
         match result {
             Ok(()) => {
+                for room in self.rooms.values_mut() {
+                    room.committed = (room.clock, room.count);
+                }
                 for p in &pending {
                     if let Pending::Post(_, Some((post, via))) = p {
                         let history = self.rooms.get(&post.room).map_or(0, |r| r.count);
@@ -254,9 +266,15 @@ impl State {
             Err(e) => {
                 // Nothing of this batch is on disk: forget its clock steps and new rooms, read
                 // the waiting ids back, and tell every caller.
-                self.rooms = rooms_before;
+                self.rooms.retain(|_, room| room.tab < next_tab_before);
+                for room in self.rooms.values_mut() {
+                    (room.clock, room.count) = room.committed;
+                    room.added = 0;
+                    room.trim_now = false;
+                }
                 self.next_tab = next_tab_before;
-                let reloaded = self.dedup.reload(&self.conn);
+                let history = self.rooms.values().map(|r| r.count).sum();
+                let reloaded = self.dedup.reload(&self.conn, history);
                 // A full disk fails every batch: one line, then a count once a minute.
                 static COMMIT_FAILED: crate::ratelog::Throttle =
                     crate::ratelog::Throttle::per_minute();
@@ -297,12 +315,9 @@ impl State {
         pending: &mut Vec<Pending>,
     ) -> Result<(), StoreError> {
         let now_us = (self.clock)();
-        let now_s = now_us / US_PER_S;
         let tx = self.conn.transaction()?;
-        // Per room written to: posts added, and whether it must be trimmed to its depth now
-        // (a reload shrank it) rather than when it is a step over.
-        let mut touched: HashMap<String, (u64, bool)> = HashMap::new();
         let mut closing = false;
+        let mut added = 0u64;
         for op in batch.drain(..) {
             match op {
                 WriteOp::Post {
@@ -316,26 +331,26 @@ impl State {
                         pending.push(Pending::Post(reply, None));
                         continue;
                     }
-                    if !self.rooms.contains_key(&post.room) {
-                        // The room's first post: its table and catalogue entry come with it.
-                        let tab = self.next_tab;
-                        rooms::create(&tx, &post.room, tab)?;
-                        rooms::rebuild_view(&tx)?;
-                        self.next_tab += 1;
-                        self.rooms.insert(post.room.clone(), Room::new(tab));
-                    }
-                    let room = self.rooms.get_mut(&post.room).expect("entered above");
+                    let room = match self.rooms.get_mut(&post.room) {
+                        Some(room) => room,
+                        None => {
+                            // The room's first post: its table and catalogue entry come with it.
+                            let tab = self.next_tab;
+                            rooms::create(&tx, &post.room, tab)?;
+                            rooms::rebuild_view(&tx)?;
+                            self.next_tab += 1;
+                            self.rooms
+                                .entry(post.room.clone())
+                                .or_insert_with(|| Room::new(tab))
+                        }
+                    };
                     post.room_us = next_room_us(now_us, room.clock);
                     post.room_ts = post.room_us / US_PER_S;
                     insert_post(&tx, &room.insert, &post)?;
                     room.clock = post.room_us;
-                    self.dedup.added(room.tab, post.id.0);
-                    match touched.get_mut(&post.room) {
-                        Some((added, _)) => *added += 1,
-                        None => {
-                            touched.insert(post.room.clone(), (1, false));
-                        }
-                    }
+                    room.added += 1;
+                    self.dedup.added(room.tab, post.id.0, post.room_us);
+                    added += 1;
                     pending.push(Pending::Post(reply, Some((Arc::new(post), via))));
                 }
                 WriteOp::Put {
@@ -359,8 +374,8 @@ impl State {
                 WriteOp::SetLimits(limits) => {
                     // Rooms whose depth shrank are trimmed in this very transaction.
                     for (name, limit) in &limits {
-                        if self.rooms.get(name).map_or(0, |r| r.count) > u64::from(*limit) {
-                            touched.entry(name.clone()).or_default().1 = true;
+                        if let Some(room) = self.rooms.get_mut(name) {
+                            room.trim_now |= room.count > u64::from(*limit);
                         }
                     }
                     self.limits = limits;
@@ -369,57 +384,48 @@ impl State {
                 WriteOp::Close => closing = true,
             }
         }
-        for (name, (added, now)) in touched {
-            let Some(room) = self.rooms.get_mut(&name) else {
+        for (name, room) in self.rooms.iter_mut() {
+            if room.added == 0 && !room.trim_now {
                 continue;
-            };
+            }
             // Every room the hub accepts posts for has a limit (sent at start and on reload).
-            let limit = self.limits.get(&name).map_or(u64::MAX, |l| u64::from(*l));
-            let count = room.count + added;
-            let over = count > limit.saturating_add(trim_slack(limit)) || (now && count > limit);
+            let limit = self.limits.get(name).map_or(u64::MAX, |l| u64::from(*l));
+            let count = room.count + room.added;
+            let over =
+                count > limit.saturating_add(trim_slack(limit)) || (room.trim_now && count > limit);
             if over {
-                let excess = count - limit;
-                trim(&tx, room.tab, excess, &mut self.dedup, now_s)?;
+                trim(&tx, room.tab, count - limit, &mut self.dedup)?;
             }
             room.count = if over { limit } else { count };
+            room.added = 0;
+            room.trim_now = false;
         }
-        let clocks: HashMap<i64, u64> = self.rooms.values().map(|r| (r.tab, r.clock)).collect();
         // At close the waiting ids are written, so the next start has none to read back.
-        self.dedup.finish(&tx, &clocks, now_s, closing)?;
+        self.dedup.finish(&tx, now_us, added, closing)?;
         tx.commit()?;
         Ok(())
     }
 }
 
-/// Cuts the oldest `excess` posts of room table `tab`; their ids are remembered for a while.
-fn trim(
-    tx: &Transaction<'_>,
-    tab: i64,
-    excess: u64,
-    dedup: &mut Dedup,
-    now_s: u64,
-) -> rusqlite::Result<()> {
+/// Cuts the oldest `excess` posts of room table `tab`; their ids stay known for a while.
+fn trim(tx: &Transaction<'_>, tab: i64, excess: u64, dedup: &mut Dedup) -> rusqlite::Result<()> {
     let table = rooms::table(tab);
-    let mut last = None;
-    let mut ids = Vec::with_capacity(excess.min(4096) as usize);
-    {
-        let mut stmt = tx.prepare_cached(&format!(
-            "SELECT room_us, id FROM {table} ORDER BY room_us ASC LIMIT ?1"
-        ))?;
-        let mut rows = stmt.query([excess.min(i64::MAX as u64) as i64])?;
-        while let Some(r) = rows.next()? {
-            last = Some(r.get::<_, i64>(0)?);
-            if let Ok(id) = <[u8; 16]>::try_from(r.get::<_, Vec<u8>>(1)?.as_slice()) {
-                ids.push(id);
-            }
-        }
-    }
-    let Some(last) = last else {
+    let through: Option<i64> = tx
+        .prepare_cached(&format!(
+            "SELECT room_us FROM {table} ORDER BY room_us ASC LIMIT 1 OFFSET ?1"
+        ))?
+        .query_row(
+            [excess.saturating_sub(1).min(i64::MAX as u64) as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(through) = through else {
         return Ok(());
     };
-    dedup.trimmed(tx, &ids, now_s)?;
+    let through = through.max(0) as u64;
+    dedup.trim(tx, tab, through, excess)?;
     tx.prepare_cached(&format!("DELETE FROM {table} WHERE room_us <= ?1"))?
-        .execute([last])?;
+        .execute([through as i64])?;
     Ok(())
 }
 
