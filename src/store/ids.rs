@@ -164,7 +164,7 @@ impl Dedup {
             return Ok(());
         }
         let mut ids: Vec<([u8; 16], (i64, u64))> = self.pending.drain().collect();
-        ids.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        ids.sort_unstable_by_key(|(id, _)| *id);
         let mut through: HashMap<i64, u64> = HashMap::new();
         let mut insert = tx.prepare_cached(
             "INSERT OR IGNORE INTO post_ids (id, tab, room_us) VALUES (?1, ?2, ?3)",
