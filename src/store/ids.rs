@@ -182,11 +182,14 @@ impl Dedup {
     }
 
     /// Looks at the next `step` rows of `post_ids` (wrapping round) and deletes the ids of
-    /// trimmed posts older than the retention, or any while there are more than the cap.
+    /// trimmed posts older than the retention, or any while there are more than the cap. Runs of
+    /// neighbouring doomed ids (the oldest posts, usually) go in one range delete.
     fn purge(&mut self, tx: &Transaction<'_>, now_us: u64, step: u64) -> rusqlite::Result<()> {
         let expired_before = now_us.saturating_sub(SEEN_RETENTION_S * crate::post::US_PER_S);
         let mut looked = 0u64;
-        let mut doomed: Vec<Vec<u8>> = Vec::new();
+        let mut deleted = 0u64;
+        // Inclusive id ranges to delete, each with its row count.
+        let mut runs: Vec<(Vec<u8>, Vec<u8>, u64)> = Vec::new();
         {
             let mut stmt = tx.prepare_cached(
                 "SELECT id, tab, room_us FROM post_ids WHERE id > ?1 ORDER BY id LIMIT ?2",
@@ -196,28 +199,41 @@ impl Dedup {
                 step.min(i64::MAX as u64) as i64
             ])?;
             let mut over = self.trimmed_rows.saturating_sub(SEEN_MAX_ROWS);
+            let mut in_run = false;
             while let Some(r) = rows.next()? {
                 looked += 1;
-                let id: Vec<u8> = r.get(0)?;
+                let id = r.get_ref(0)?.as_blob()?;
                 let tab: i64 = r.get(1)?;
                 let room_us = r.get::<_, i64>(2)?.max(0) as u64;
                 let trimmed = self.floors.get(&tab).is_none_or(|floor| room_us < *floor);
                 if trimmed && (over > 0 || room_us < expired_before) {
                     over = over.saturating_sub(1);
-                    doomed.push(id.clone());
+                    match runs.last_mut() {
+                        Some((_, last, n)) if in_run => {
+                            last.clear();
+                            last.extend_from_slice(id);
+                            *n += 1;
+                        }
+                        _ => runs.push((id.to_vec(), id.to_vec(), 1)),
+                    }
+                    in_run = true;
+                } else {
+                    in_run = false;
                 }
-                self.purge_after = id;
+                self.purge_after.clear();
+                self.purge_after.extend_from_slice(id);
             }
         }
         if looked < step {
             // The end of the table: the next step starts again from the first id.
             self.purge_after.clear();
         }
-        let mut delete = tx.prepare_cached("DELETE FROM post_ids WHERE id = ?1")?;
-        for id in &doomed {
-            delete.execute([id.as_slice()])?;
+        let mut delete = tx.prepare_cached("DELETE FROM post_ids WHERE id >= ?1 AND id <= ?2")?;
+        for (first, last, n) in &runs {
+            delete.execute(params![first.as_slice(), last.as_slice()])?;
+            deleted += n;
         }
-        self.trimmed_rows = self.trimmed_rows.saturating_sub(doomed.len() as u64);
+        self.trimmed_rows = self.trimmed_rows.saturating_sub(deleted);
         Ok(())
     }
 }
