@@ -55,6 +55,8 @@ pub struct Dedup {
     trimmed_rows: u64,
     /// Where the purge goes on: the last id it looked at.
     purge_after: Vec<u8>,
+    /// Ids of trimmed posts kept at most ([`SEEN_MAX_ROWS`]).
+    cap: u64,
 }
 
 impl Dedup {
@@ -66,6 +68,7 @@ impl Dedup {
             floors: HashMap::new(),
             trimmed_rows: 0,
             purge_after: Vec::new(),
+            cap: SEEN_MAX_ROWS,
         };
         dedup.reload(conn, history)?;
         Ok(dedup)
@@ -198,7 +201,7 @@ impl Dedup {
                 self.purge_after.as_slice(),
                 step.min(i64::MAX as u64) as i64
             ])?;
-            let mut over = self.trimmed_rows.saturating_sub(SEEN_MAX_ROWS);
+            let mut over = self.trimmed_rows.saturating_sub(self.cap);
             let mut in_run = false;
             while let Some(r) = rows.next()? {
                 looked += 1;
@@ -235,5 +238,83 @@ impl Dedup {
         }
         self.trimmed_rows = self.trimmed_rows.saturating_sub(deleted);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database with room table 1 holding posts at room times 91..=100 (the floor is 91) and
+    /// `post_ids` rows for room times 1..=100, ids in the same order.
+    fn setup() -> (Connection, Dedup) {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch(rooms::CATALOGUE).unwrap();
+        conn.execute_batch(SCHEMA).unwrap();
+        rooms::create(&conn, "R", 1).unwrap();
+        for t in 1..=100u64 {
+            let id = [t as u8; 16];
+            conn.execute(
+                "INSERT INTO post_ids (id, tab, room_us) VALUES (?1, 1, ?2)",
+                params![&id[..], t as i64],
+            )
+            .unwrap();
+            if t > 90 {
+                conn.execute(
+                    &format!(
+                        "INSERT INTO {} (room_us, {}) VALUES (?1, ?2, 'ip', 'a', NULL, 'A', 0, 'x', 0)",
+                        rooms::table(1),
+                        rooms::COLUMNS
+                    ),
+                    params![t as i64, &id[..]],
+                )
+                .unwrap();
+                conn.execute("UPDATE rooms SET ids_through = ?1", [t as i64])
+                    .unwrap();
+            }
+        }
+        let dedup = Dedup::load(&conn, 10).unwrap();
+        (conn, dedup)
+    }
+
+    fn left(conn: &Connection) -> Vec<i64> {
+        let mut stmt = conn
+            .prepare("SELECT room_us FROM post_ids ORDER BY id")
+            .unwrap();
+        let rows = stmt.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<rusqlite::Result<_>>().unwrap()
+    }
+
+    #[test]
+    fn the_purge_keeps_history_and_the_newest_trimmed_ids_up_to_the_cap() {
+        let (mut conn, mut dedup) = setup();
+        assert_eq!((dedup.trimmed_rows, dedup.pending()), (90, 0));
+        dedup.cap = 30;
+        let tx = conn.transaction().unwrap();
+        // Small steps: the walk goes on where it stopped, and wraps round.
+        for _ in 0..10 {
+            dedup.purge(&tx, 1000, 16).unwrap();
+        }
+        tx.commit().unwrap();
+        assert_eq!(left(&conn), (61..=100).collect::<Vec<_>>());
+        assert_eq!(dedup.trimmed_rows, 30);
+    }
+
+    #[test]
+    fn the_purge_forgets_trimmed_ids_past_the_retention_but_never_history() {
+        let (mut conn, mut dedup) = setup();
+        let week = SEEN_RETENTION_S * crate::post::US_PER_S;
+        let tx = conn.transaction().unwrap();
+        // Young: nothing goes.
+        dedup.purge(&tx, 1000, 1000).unwrap();
+        assert_eq!(left(&tx).len(), 100);
+        // A week after room time 50: posts 1..=49 are forgotten, the rest stays.
+        dedup.purge(&tx, 50 + week, 1000).unwrap();
+        assert_eq!(left(&tx), (50..=100).collect::<Vec<_>>());
+        // Long after: every trimmed id goes, the ten in history stay.
+        dedup.purge(&tx, 1000 * week, 1000).unwrap();
+        assert_eq!(left(&tx), (91..=100).collect::<Vec<_>>());
+        assert_eq!(dedup.trimmed_rows, 0);
+        tx.commit().unwrap();
     }
 }
