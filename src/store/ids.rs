@@ -88,7 +88,8 @@ impl Dedup {
             if let Some(floor) = floor {
                 self.floors.insert(e.tab, floor.max(0) as u64);
             }
-            let mut stmt = conn.prepare_cached(&format!(
+            // Once per room at start: not worth a place in the statement cache.
+            let mut stmt = conn.prepare(&format!(
                 "SELECT id, room_us FROM {table} WHERE room_us > ?1"
             ))?;
             let rows = stmt.query_map([e.ids_through.min(i64::MAX as u64) as i64], |r| {

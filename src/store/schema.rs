@@ -25,8 +25,11 @@ pub const PAGE_SIZE: u32 = 1024;
 const WRITER_CACHE_KIB: i64 = 2048;
 /// Reader page cache, KiB.
 const READER_CACHE_KIB: i64 = 1024;
-/// Prepared statements kept per connection: a few per room table.
-const STATEMENT_CACHE: usize = 256;
+/// Prepared statements the writer keeps: the insert and trim statements of the busy rooms.
+const WRITER_STATEMENTS: usize = 128;
+/// Prepared statements a reader keeps (history reads are rare; a statement is re-prepared in
+/// microseconds, and each kept one costs a few KiB on a Pi).
+const READER_STATEMENTS: usize = 32;
 /// WAL pages after which a commit checkpoints (the WAL stays near this size: ~1 MiB of 1 KiB
 /// pages). A leaf rewritten by many small commits reaches the database file once per
 /// checkpoint, so a longer interval writes less to the card.
@@ -62,7 +65,11 @@ pub fn open(path: &Path, write: bool) -> Result<Connection, StoreError> {
     let existing: i64 = conn
         .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
         .map_err(unreadable)?;
-    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    conn.set_prepared_statement_cache_capacity(if write {
+        WRITER_STATEMENTS
+    } else {
+        READER_STATEMENTS
+    });
     if !write {
         conn.pragma_update(None, "cache_size", -READER_CACHE_KIB)
             .map_err(unreadable)?;
