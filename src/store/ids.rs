@@ -19,7 +19,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::{params, Connection, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::rooms;
 
@@ -34,6 +34,9 @@ pub const SEEN_MAX_ROWS: u64 = 65_536;
 /// Rows of `post_ids` the purge looks at per transaction, plus two per post the transaction
 /// added (so it keeps up with a flood): expiry goes in small steps, never a long delete.
 const PURGE_STEP: u64 = 64;
+
+/// `meta` key of the trimmed-id count saved at a clean stop.
+const TRIMMED_KEY: &str = "trimmed_ids_at_stop";
 
 pub const SCHEMA: &str = "
 -- The dedup: the id of every post in history and of posts trimmed from it recently, with the
@@ -102,10 +105,37 @@ impl Dedup {
                 }
             }
         }
-        // Rows are the flushed ids of history plus the trimmed ones.
-        let rows: i64 = conn.query_row("SELECT count(*) FROM post_ids", [], |r| r.get(0))?;
-        let flushed_history = history.saturating_sub(self.pending.len() as u64);
-        self.trimmed_rows = (rows.max(0) as u64).saturating_sub(flushed_history);
+        // Saved at a clean stop; else: rows are the flushed ids of history plus the trimmed ones.
+        let saved: Option<String> = conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = ?1",
+                [TRIMMED_KEY],
+                |r| r.get(0),
+            )
+            .optional()?;
+        self.trimmed_rows = match saved.and_then(|v| v.parse().ok()) {
+            Some(n) => n,
+            None => {
+                let rows: i64 =
+                    conn.query_row("SELECT count(*) FROM post_ids", [], |r| r.get(0))?;
+                let flushed_history = history.saturating_sub(self.pending.len() as u64);
+                (rows.max(0) as u64).saturating_sub(flushed_history)
+            }
+        };
+        Ok(())
+    }
+
+    /// At a clean stop: the count of trimmed ids, so the next start need not count them.
+    pub fn save_counts(&self, tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)")?
+            .execute(params![TRIMMED_KEY, self.trimmed_rows.to_string()])?;
+        Ok(())
+    }
+
+    /// The first write after a start: the saved count is stale from now on.
+    pub fn forget_counts(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+        tx.prepare_cached("DELETE FROM meta WHERE key = ?1")?
+            .execute([TRIMMED_KEY])?;
         Ok(())
     }
 
@@ -250,6 +280,8 @@ mod tests {
     /// `post_ids` rows for room times 1..=100, ids in the same order.
     fn setup() -> (Connection, Dedup) {
         let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);")
+            .unwrap();
         conn.execute_batch(rooms::CATALOGUE).unwrap();
         conn.execute_batch(SCHEMA).unwrap();
         rooms::create(&conn, "R", 1).unwrap();

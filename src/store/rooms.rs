@@ -21,11 +21,13 @@ const VIEW_ROOMS_MAX: usize = 500;
 
 pub const CATALOGUE: &str = "
 -- Room name → number of its history table (room_<tab>); ids_through: every post of the room
--- up to this room time (µs) has its id in post_ids.
+-- up to this room time (µs) has its id in post_ids; kept: the room's post count as of the last
+-- clean stop, NULL once the gateway has written again (a start then counts the table).
 CREATE TABLE IF NOT EXISTS rooms (
     name TEXT PRIMARY KEY,
     tab INTEGER NOT NULL UNIQUE,
-    ids_through INTEGER NOT NULL DEFAULT 0
+    ids_through INTEGER NOT NULL DEFAULT 0,
+    kept INTEGER
 );
 ";
 
@@ -39,15 +41,18 @@ pub struct Entry {
     pub name: String,
     pub tab: i64,
     pub ids_through: u64,
+    /// The post count saved at the last clean stop, if nothing was written since.
+    pub kept: Option<u64>,
 }
 
 pub fn all(conn: &Connection) -> rusqlite::Result<Vec<Entry>> {
-    let mut stmt = conn.prepare("SELECT name, tab, ids_through FROM rooms ORDER BY tab")?;
+    let mut stmt = conn.prepare("SELECT name, tab, ids_through, kept FROM rooms ORDER BY tab")?;
     let rows = stmt.query_map([], |r| {
         Ok(Entry {
             name: r.get(0)?,
             tab: r.get(1)?,
             ids_through: r.get::<_, i64>(2)?.max(0) as u64,
+            kept: r.get::<_, Option<i64>>(3)?.map(|n| n.max(0) as u64),
         })
     })?;
     rows.collect()

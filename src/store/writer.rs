@@ -142,6 +142,8 @@ struct State {
     /// Number of the next room table.
     next_tab: i64,
     dedup: Dedup,
+    /// The counts saved at a stop may still be in the file: the first transaction clears them.
+    counts_saved: bool,
 }
 
 /// What the writer knows of a room with a history table.
@@ -198,14 +200,23 @@ impl State {
         let mut rooms = HashMap::new();
         let mut next_tab = 1;
         for e in rooms::all(&conn)? {
-            // One walk of each room table: its count and its clock.
-            let (n, last): (i64, Option<i64>) = conn.query_row(
-                &format!("SELECT count(*), max(room_us) FROM {}", rooms::table(e.tab)),
-                [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
+            let table = rooms::table(e.tab);
+            // The clock is the newest key (one descent); the count was saved at a clean stop,
+            // else it takes a walk of the table.
+            let last: Option<i64> =
+                conn.query_row(&format!("SELECT max(room_us) FROM {table}"), [], |r| {
+                    r.get(0)
+                })?;
+            let n = match e.kept {
+                Some(n) => n,
+                None => conn
+                    .query_row(&format!("SELECT count(*) FROM {table}"), [], |r| {
+                        r.get::<_, i64>(0)
+                    })?
+                    .max(0) as u64,
+            };
             let mut room = Room::new(e.tab);
-            room.count = n.max(0) as u64;
+            room.count = n;
             room.clock = last.unwrap_or(0).max(0) as u64;
             room.committed = (room.clock, room.count);
             next_tab = next_tab.max(e.tab + 1);
@@ -220,6 +231,7 @@ impl State {
             rooms,
             next_tab,
             dedup,
+            counts_saved: true,
         })
     }
 
@@ -402,7 +414,20 @@ impl State {
         }
         // At close the waiting ids are written, so the next start has none to read back.
         self.dedup.finish(&tx, now_us, added, closing)?;
+        if closing {
+            // A clean stop saves what the next start would otherwise count.
+            let mut keep = tx.prepare_cached("UPDATE rooms SET kept = ?2 WHERE tab = ?1")?;
+            for room in self.rooms.values() {
+                keep.execute(params![room.tab, room.count.min(i64::MAX as u64) as i64])?;
+            }
+            self.dedup.save_counts(&tx)?;
+        } else if self.counts_saved {
+            tx.prepare_cached("UPDATE rooms SET kept = NULL")?
+                .execute([])?;
+            Dedup::forget_counts(&tx)?;
+        }
         tx.commit()?;
+        self.counts_saved = false;
         Ok(())
     }
 }

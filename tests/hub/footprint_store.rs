@@ -389,3 +389,44 @@ async fn a_version_2_database_is_migrated_to_a_table_per_room() {
         .unwrap();
     assert_eq!(version, "3");
 }
+
+#[tokio::test]
+async fn counts_saved_at_a_clean_stop_are_not_trusted_after_a_later_crash() {
+    use meshroom_gw::store::writer;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("meshroom.db");
+    let limits: std::collections::HashMap<String, u32> = [("R".to_string(), 1000)].into();
+    let start = || {
+        writer::start(
+            &db,
+            writer::system_clock(),
+            limits.clone(),
+            Box::new(|_, _, _| {}),
+        )
+        .unwrap()
+    };
+    let stop = |thread: std::thread::JoinHandle<()>| {
+        tokio::task::spawn_blocking(move || thread.join().unwrap())
+    };
+    // Five posts, then a clean stop: the count is saved for the next start.
+    let (tx, _, thread) = start();
+    for _ in 0..5 {
+        write_post(&tx, "R", PostId::fresh()).await;
+    }
+    tx.send(meshroom_gw::store::WriteOp::Close).await.unwrap();
+    stop(thread).await.unwrap();
+    assert_eq!(count(&db, "SELECT kept FROM rooms"), 5);
+    // A start reads it; three more posts, then the process dies.
+    let (tx, found, thread) = start();
+    assert_eq!(found["R"].0, 5);
+    for _ in 0..3 {
+        write_post(&tx, "R", PostId::fresh()).await;
+    }
+    drop(tx);
+    stop(thread).await.unwrap();
+    // The saved count went with the first write: this start counts the table.
+    let (tx, found, thread) = start();
+    assert_eq!(found["R"].0, 8);
+    drop(tx);
+    stop(thread).await.unwrap();
+}
