@@ -136,6 +136,9 @@ fn ingest_vs_raw(rt: &tokio::runtime::Runtime, base: &Path, fill: usize, ingest:
                     "  (filled to {target} posts in {:.1} s)",
                     t.elapsed().as_secs_f64()
                 );
+                // The fill left hundreds of MB to write back; let it reach the disk first, so
+                // the kernel's writeback does not fall on the figures that follow.
+                nix::unistd::sync();
                 next = target;
             }
             // Interleaved in rounds, so that load from elsewhere on the machine falls on both
