@@ -147,11 +147,13 @@ impl Dedup {
                 .exists([&id[..]])?)
     }
 
-    /// A post with this id was inserted into room table `tab` at `room_us`.
-    pub fn added(&mut self, tab: i64, id: [u8; 16], room_us: u64) {
+    /// A post with this id was inserted into room table `tab` at `room_us`; `first`: the table
+    /// was empty, so this post sets its floor.
+    pub fn added(&mut self, tab: i64, id: [u8; 16], room_us: u64, first: bool) {
         self.pending.insert(id, (tab, room_us));
-        // The first post of an empty table sets its floor.
-        self.floors.entry(tab).or_insert(room_us);
+        if first {
+            self.floors.insert(tab, room_us);
+        }
     }
 
     /// Room table `tab` is about to lose its posts up to `through_us` (`n` of them): the waiting

@@ -61,8 +61,8 @@ pub enum WriteOp {
     Post {
         post: Post,
         via: Via,
-        /// The id was just drawn at random by the hub (the post enters the system here): it
-        /// cannot have been trimmed from history, so `seen` is not asked.
+        /// The id was just drawn by the hub (`PostId::fresh`: the post enters the system here):
+        /// it cannot be known yet, so the dedup is not asked.
         fresh: bool,
         reply: oneshot::Sender<Result<PostOutcome, StoreError>>,
     },
@@ -360,8 +360,9 @@ impl State {
                     post.room_ts = post.room_us / US_PER_S;
                     insert_post(&tx, &room.insert, &post)?;
                     room.clock = post.room_us;
+                    let first = room.count == 0 && room.added == 0;
                     room.added += 1;
-                    self.dedup.added(room.tab, post.id.0, post.room_us);
+                    self.dedup.added(room.tab, post.id.0, post.room_us, first);
                     added += 1;
                     pending.push(Pending::Post(reply, Some((Arc::new(post), via))));
                 }
