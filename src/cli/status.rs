@@ -103,11 +103,14 @@ struct Table {
 const MIN_CUT: usize = 6;
 const GAP: &str = "  ";
 
+/// Columns `s` takes on a terminal: a CJK character or an emoji takes two, a combining mark
+/// none.
 fn chars(s: &str) -> usize {
-    s.chars().count()
+    unicode_width::UnicodeWidthStr::width(s)
 }
 
-/// `s` cut to `w` characters, the last one `…` when anything was cut.
+/// `s` cut to `w` terminal columns, the last one `…` when anything was cut (a wide character
+/// that would straddle the cut is left out whole).
 fn fit(s: &str, w: usize) -> String {
     if chars(s) <= w {
         return s.to_string();
@@ -115,7 +118,16 @@ fn fit(s: &str, w: usize) -> String {
     if w == 0 {
         return String::new();
     }
-    let mut out: String = s.chars().take(w - 1).collect();
+    let mut out = String::new();
+    let mut used = 0;
+    for c in s.chars() {
+        let cw = unicode_width::UnicodeWidthChar::width(c).unwrap_or(0);
+        if used + cw > w - 1 {
+            break;
+        }
+        used += cw;
+        out.push(c);
+    }
     out.push('…');
     out
 }
@@ -576,6 +588,26 @@ mod tests {
         let access_at = rooms[0].find("ACCESS").unwrap();
         assert_eq!(rooms[1].find("public"), Some(access_at), "{text}");
         assert_eq!(rooms[2].find("private"), Some(access_at), "{text}");
+    }
+
+    #[test]
+    fn wide_characters_count_as_two_columns_and_rows_stay_aligned() {
+        let text = super::render_status(&sample("会議室 📻", "gw2", "seventeen"), None);
+        let rooms = table_rows(&text, "ROOM");
+        let at = |line: &str, word: &str| super::chars(&line[..line.find(word).unwrap()]);
+        let access = at(&rooms[0], "ACCESS");
+        assert_eq!(at(&rooms[1], "public"), access, "{text}");
+        assert_eq!(at(&rooms[2], "private"), access, "{text}");
+        // Cut to a narrow terminal: no line is wider than it, wide characters and all.
+        let narrow = super::render_status(&sample(&"会議室".repeat(20), "gw2", "x"), Some(60));
+        for line in table_rows(&narrow, "ROOM")
+            .into_iter()
+            .filter(|l| !l.starts_with("    "))
+        {
+            assert!(super::chars(&line) <= 60, "{line:?} in\n{narrow}");
+        }
+        assert_eq!(super::fit("会議室", 4), "会…");
+        assert_eq!(super::fit("会議室", 5), "会議…");
     }
 
     #[test]
