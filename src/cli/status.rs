@@ -595,9 +595,9 @@ mod tests {
         let text = super::render_status(&sample("会議室 📻", "gw2", "seventeen"), None);
         let rooms = table_rows(&text, "ROOM");
         let at = |line: &str, word: &str| super::chars(&line[..line.find(word).unwrap()]);
-        let access = at(rooms[0].as_str(), "ACCESS");
-        assert_eq!(at(rooms[1].as_str(), "public"), access, "{text}");
-        assert_eq!(at(rooms[2].as_str(), "private"), access, "{text}");
+        let access = at(rooms[0], "ACCESS");
+        assert_eq!(at(rooms[1], "public"), access, "{text}");
+        assert_eq!(at(rooms[2], "private"), access, "{text}");
         // Cut to a narrow terminal: no line is wider than it, wide characters and all.
         let narrow = super::render_status(&sample(&"会議室".repeat(20), "gw2", "x"), Some(60));
         for line in table_rows(&narrow, "ROOM")
