@@ -604,7 +604,7 @@ mod tests {
             .into_iter()
             .filter(|l| !l.starts_with("    "))
         {
-            assert!(super::chars(&line) <= 60, "{line:?} in\n{narrow}");
+            assert!(super::chars(line) <= 60, "{line:?} in\n{narrow}");
         }
         assert_eq!(super::fit("会議室", 4), "会…");
         assert_eq!(super::fit("会議室", 5), "会議…");
