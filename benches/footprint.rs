@@ -497,6 +497,8 @@ enum Layout {
 struct Raw {
     conn: rusqlite::Connection,
     layout: Layout,
+    /// The insert statement of each room table (store layout), made once as the hub does.
+    inserts: Vec<String>,
 }
 
 impl Raw {
@@ -528,11 +530,23 @@ impl Raw {
                 )
                 .expect("table"),
         }
-        Raw { conn, layout }
+        let inserts = (1..=4)
+            .map(|tab| {
+                format!(
+                    "INSERT INTO {} (room_us, {}) VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    rooms::table(tab),
+                    rooms::COLUMNS
+                )
+            })
+            .collect();
+        Raw {
+            conn,
+            layout,
+            inserts,
+        }
     }
 
     fn insert(&self, first: usize, n: usize) {
-        use meshroom_gw::store::rooms;
         let mut i = 0;
         while i < n {
             let tx = self.conn.unchecked_transaction().expect("tx");
@@ -553,16 +567,14 @@ impl Raw {
                 match self.layout {
                     Layout::Store => {
                         let tab = ((first + k) % 4) as i64 + 1;
-                        tx.prepare_cached(&format!(
-                            "INSERT INTO {} (room_us, {}) VALUES (?9, ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                            rooms::table(tab),
-                            rooms::COLUMNS
-                        ))
-                        .expect("stmt")
-                        .execute(rusqlite::params_from_iter(
-                            row.iter().copied().chain([&room_ts as &dyn rusqlite::ToSql]),
-                        ))
-                        .expect("insert");
+                        tx.prepare_cached(&self.inserts[tab as usize - 1])
+                            .expect("stmt")
+                            .execute(rusqlite::params_from_iter(
+                                row.iter()
+                                    .copied()
+                                    .chain([&room_ts as &dyn rusqlite::ToSql]),
+                            ))
+                            .expect("insert");
                         tx.prepare_cached(
                             "INSERT INTO post_ids (id, tab, room_us) VALUES (?1, ?2, ?3)",
                         )

@@ -64,8 +64,12 @@ pub struct Dedup {
 
 impl Dedup {
     /// Reads the floors, the ids committed but not yet grouped (after a crash), and how many
-    /// trimmed ids there are. `history`: posts in all room tables.
-    pub fn load(conn: &Connection, history: u64) -> rusqlite::Result<Dedup> {
+    /// trimmed ids there are. `rooms`: the catalogue; `history`: posts in all room tables.
+    pub fn load(
+        conn: &Connection,
+        rooms: &[rooms::Entry],
+        history: u64,
+    ) -> rusqlite::Result<Dedup> {
         let mut dedup = Dedup {
             pending: HashMap::new(),
             floors: HashMap::new(),
@@ -73,16 +77,21 @@ impl Dedup {
             purge_after: Vec::new(),
             cap: SEEN_MAX_ROWS,
         };
-        dedup.reload(conn, history)?;
+        dedup.reload(conn, rooms, history)?;
         Ok(dedup)
     }
 
     /// Forgets what this process held and reads it back from the database (at start, and after
     /// a failed commit rolled back).
-    pub fn reload(&mut self, conn: &Connection, history: u64) -> rusqlite::Result<()> {
+    pub fn reload(
+        &mut self,
+        conn: &Connection,
+        rooms: &[rooms::Entry],
+        history: u64,
+    ) -> rusqlite::Result<()> {
         self.pending.clear();
         self.floors.clear();
-        for e in rooms::all(conn)? {
+        for e in rooms {
             let table = rooms::table(e.tab);
             let floor: Option<i64> =
                 conn.query_row(&format!("SELECT min(room_us) FROM {table}"), [], |r| {
@@ -187,11 +196,6 @@ impl Dedup {
             self.purge(tx, now_us, PURGE_STEP + 2 * added)?;
         }
         Ok(())
-    }
-
-    /// Ids waiting in RAM.
-    pub fn pending(&self) -> usize {
-        self.pending.len()
     }
 
     /// Writes the waiting ids, sorted, with the new `ids_through` of their rooms.
@@ -308,7 +312,7 @@ mod tests {
                     .unwrap();
             }
         }
-        let dedup = Dedup::load(&conn, 10).unwrap();
+        let dedup = Dedup::load(&conn, &rooms::all(&conn).unwrap(), 10).unwrap();
         (conn, dedup)
     }
 
@@ -323,7 +327,7 @@ mod tests {
     #[test]
     fn the_purge_keeps_history_and_the_newest_trimmed_ids_up_to_the_cap() {
         let (mut conn, mut dedup) = setup();
-        assert_eq!((dedup.trimmed_rows, dedup.pending()), (90, 0));
+        assert_eq!((dedup.trimmed_rows, dedup.pending.len()), (90, 0));
         dedup.cap = 30;
         let tx = conn.transaction().unwrap();
         // Small steps: the walk goes on where it stopped, and wraps round.

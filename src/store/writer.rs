@@ -199,7 +199,8 @@ impl State {
     ) -> Result<State, StoreError> {
         let mut rooms = HashMap::new();
         let mut next_tab = 1;
-        for e in rooms::all(&conn)? {
+        let catalogue = rooms::all(&conn)?;
+        for e in &catalogue {
             let table = rooms::table(e.tab);
             // The clock is the newest key (one descent); the count was saved at a clean stop,
             // else it takes a walk of the table.
@@ -220,10 +221,10 @@ impl State {
             room.clock = last.unwrap_or(0).max(0) as u64;
             room.committed = (room.clock, room.count);
             next_tab = next_tab.max(e.tab + 1);
-            rooms.insert(e.name, room);
+            rooms.insert(e.name.clone(), room);
         }
         let history = rooms.values().map(|r: &Room| r.count).sum();
-        let dedup = Dedup::load(&conn, history)?;
+        let dedup = Dedup::load(&conn, &catalogue, history)?;
         Ok(State {
             conn,
             clock,
@@ -286,7 +287,8 @@ impl State {
                 }
                 self.next_tab = next_tab_before;
                 let history = self.rooms.values().map(|r| r.count).sum();
-                let reloaded = self.dedup.reload(&self.conn, history);
+                let reloaded = rooms::all(&self.conn)
+                    .and_then(|catalogue| self.dedup.reload(&self.conn, &catalogue, history));
                 // A full disk fails every batch: one line, then a count once a minute.
                 static COMMIT_FAILED: crate::ratelog::Throttle =
                     crate::ratelog::Throttle::per_minute();
