@@ -217,7 +217,8 @@ fn bridging_gateways_that_hear_each_other_do_not_echo() {
     g1.channel_offer(0, &local_post(8, "bob", "again", None));
     let mut g2 = engine_with(setup("Public", public(), ChannelMode::Bridge, 60), 4);
     g2.channel_offer(0, &local_post(8, "bob", "again", Some("g1")));
-    let f2 = run(&mut g2, 0, 100);
+    // A remote post waits its hold (1–3 s) before it goes.
+    let f2 = run(&mut g2, 0, 5_000);
     let s = decode(&public(), &group(&f2[0])).unwrap();
     assert_eq!(s.full_text, "bob@g1: again");
     assert!(channel_posts(&g1.handle_frame(now(60), &f2[0], -70, 6.0)).is_empty());
@@ -248,7 +249,7 @@ fn channel_posts_are_never_sent_back_and_relays_of_the_same_channel_are_exact() 
     // Heard by another city's gateway on the same channel: sent as the original packet.
     let mut g2 = engine_with(setup("Public", key.clone(), ChannelMode::Bridge, 60), 2);
     g2.channel_offer(0, &channel_post(Some("city-a")));
-    assert_eq!(run(&mut g2, 0, 100), vec![raw(&v)]);
+    assert_eq!(run(&mut g2, 0, 5_000), vec![raw(&v)]);
     // A gateway that heard it on the air already does not send it again.
     let mut g3 = engine_with(setup("Public", key.clone(), ChannelMode::Bridge, 60), 3);
     assert_eq!(
@@ -386,4 +387,18 @@ fn too_long_posts_are_cut_and_counted() {
     assert!(m.full_text.len() <= MAX_CHANNEL_TEXT);
     assert_eq!(g.channel_status(0).unwrap().counters.cut, 1);
     assert!(f[0].len() <= 255);
+}
+
+#[test]
+fn a_post_from_another_server_waits_its_hold_so_the_origin_gateway_goes_first() {
+    // Two bridging gateways on one air get a post at the same moment (its origin's, and this
+    // one's by federation): this one holds back 1–3 s, long enough to hear the origin's copy.
+    let mut g = engine_with(setup("Public", public(), ChannelMode::Bridge, 60), 5);
+    g.channel_offer(0, &local_post(3, "bob", "far away", Some("g1")));
+    assert!(run(&mut g, 0, 950).is_empty(), "held for at least a second");
+    assert_eq!(run(&mut g, 1_000, 3_050).len(), 1, "and sent within three");
+    // A post that entered the system here goes at once.
+    let mut h = engine_with(setup("Public", public(), ChannelMode::Bridge, 60), 6);
+    h.channel_offer(0, &local_post(4, "bob", "near", None));
+    assert_eq!(run(&mut h, 0, 100).len(), 1);
 }

@@ -36,6 +36,11 @@ pub const CUT_MARK: &str = "…";
 pub const QUEUE_LIMIT: usize = 32;
 /// Ids remembered for echo suppression, per channel.
 const RECENT_IDS: usize = 2048;
+/// A post that entered the system at another server waits this long (ms, drawn per post) before
+/// this gateway bridges it: its origin's gateway, which had it first, may share this air, and
+/// when its copy is heard meanwhile this one is withdrawn. Without it both gateways key up
+/// within milliseconds of each other and the two copies collide at every phone.
+const REMOTE_HOLD_MS: std::ops::Range<u64> = 1_000..3_000;
 /// Longest path a firmware repeater extends (`MAX_PATH_SIZE`, 1-byte hashes).
 const MAX_PATH_HOPS: u8 = 64;
 
@@ -277,6 +282,10 @@ impl Known {
 struct Queued {
     /// Id of the post in the room.
     post: [u8; 16],
+    /// How long it waits once first due ([`REMOTE_HOLD_MS`] for a remote post, else 0), and
+    /// from when it may go (set the first time it reaches the head of the queue).
+    hold_ms: u64,
+    not_before: Option<u64>,
     /// Id the message gets on the channel.
     wire_id: [u8; 16],
     timestamp: u32,
@@ -458,8 +467,15 @@ impl ChannelBinding {
             self.counters.cut += 1;
         }
         self.known.insert(wire_id, p.id);
+        let hold_ms = if p.remote_origin.is_some() {
+            rand::Rng::gen_range(&mut rand::thread_rng(), REMOTE_HOLD_MS)
+        } else {
+            0
+        };
         self.queue.push_back(Queued {
             post: p.id,
+            hold_ms,
+            not_before: None,
             wire_id,
             timestamp: p.author_ts,
             text,
@@ -476,6 +492,10 @@ impl ChannelBinding {
             .last_sent_ms
             .is_some_and(|last| now_ms.saturating_sub(last) < spacing)
         {
+            return None;
+        }
+        let head = self.queue.front_mut()?;
+        if now_ms < *head.not_before.get_or_insert(now_ms + head.hold_ms) {
             return None;
         }
         let q = self.queue.pop_front()?;
@@ -497,10 +517,12 @@ impl ChannelBinding {
             return None;
         }
         let spacing = 60_000 / u64::from(self.setup.max_per_minute.max(1));
-        Some(
-            self.last_sent_ms
-                .map_or(0, |last| last.saturating_add(spacing)),
-        )
+        let rate = self
+            .last_sent_ms
+            .map_or(0, |last| last.saturating_add(spacing));
+        // A head whose hold has not started yet is due now: the poll starts it.
+        let hold = self.queue.front().and_then(|q| q.not_before).unwrap_or(0);
+        Some(rate.max(hold))
     }
 
     /// Messages waiting for the rate limit.
